@@ -1,0 +1,130 @@
+# SPDX-License-Identifier: MIT
+# vhdtool and libvhd.  `make` builds; `make check` runs every test suite;
+# `make demo` shows the main job; `make install PREFIX=... DESTDIR=...`.
+
+VERSION     := 1.0.0
+SOVERSION   := 1
+PREFIX      ?= /usr/local
+LIBDIR      ?= $(PREFIX)/lib
+DESTDIR     ?=
+BUILD       ?= build
+
+CC          ?= cc
+CFLAGS      ?= -O2 -g
+WARN        := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes
+BASEFLAGS   := -std=c11 -D_DEFAULT_SOURCE -D_FILE_OFFSET_BITS=64 $(WARN) -fPIC -pthread
+SANFLAGS    := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+ifeq ($(SAN),1)
+BASEFLAGS   += $(SANFLAGS)
+LDSAN       := $(SANFLAGS)
+endif
+LIBFLAGS    := $(BASEFLAGS) -DLIBVHD_BUILDING -fvisibility=hidden -Ilibvhd
+TOOLFLAGS   := $(BASEFLAGS) -Ilibvhd -Ivhdtool
+LDLIBS      := -luuid -lz -pthread
+
+# The core builds freestanding (efiboot): it must include no POSIX or stdio
+# header and reach the host only through struct vhd_io and platform.h.
+CORE_SRCS   := format utf footer header bitmap bat open rw info chain create check io_mem io_fault
+HOST_SRCS   := io_posix platform_posix host
+LIB_OBJS    := $(addprefix $(BUILD)/obj/libvhd/,$(addsuffix .o,$(CORE_SRCS) $(HOST_SRCS)))
+
+TOOL_SRCS   := $(wildcard vhdtool/*.c)
+TOOL_OBJS   := $(patsubst vhdtool/%.c,$(BUILD)/obj/vhdtool/%.o,$(TOOL_SRCS))
+
+UNIT_SRCS   := $(wildcard tests/unit/*.c)
+UNIT_BIN    := $(BUILD)/unit-tests
+
+SONAME      := libvhd.so.$(SOVERSION)
+SHLIB       := $(BUILD)/libvhd.so.$(VERSION)
+
+.PHONY: all clean check deps unit cli asan demo install core-purity bench
+all: $(BUILD)/libvhd.a $(BUILD)/libvhd.so $(BUILD)/vhdtool $(BUILD)/libvhd.pc
+
+$(BUILD)/obj/libvhd/%.o: libvhd/%.c libvhd/*.h | $(BUILD)/obj/libvhd
+	$(CC) $(CFLAGS) $(LIBFLAGS) -c -o $@ $<
+
+$(BUILD)/obj/vhdtool/%.o: vhdtool/%.c vhdtool/*.h libvhd/libvhd.h | $(BUILD)/obj/vhdtool
+	$(CC) $(CFLAGS) $(TOOLFLAGS) -c -o $@ $<
+
+$(BUILD)/obj/libvhd $(BUILD)/obj/vhdtool:
+	mkdir -p $@
+
+$(BUILD)/libvhd.a: $(LIB_OBJS)
+	rm -f $@
+	ar rcs $@ $^
+
+$(SHLIB): $(LIB_OBJS) libvhd/libvhd.map
+	$(CC) -shared -Wl,-soname,$(SONAME) -Wl,--version-script=libvhd/libvhd.map \
+		-Wl,--no-undefined $(LDSAN) -o $@ $(LIB_OBJS) $(LDLIBS)
+
+$(BUILD)/libvhd.so: $(SHLIB)
+	ln -sf libvhd.so.$(VERSION) $(BUILD)/$(SONAME)
+	ln -sf libvhd.so.$(VERSION) $@
+
+$(BUILD)/vhdtool: $(TOOL_OBJS) $(BUILD)/libvhd.a
+	$(CC) $(LDSAN) -o $@ $(TOOL_OBJS) $(BUILD)/libvhd.a $(LDLIBS)
+
+$(BUILD)/libvhd.pc: libvhd/libvhd.pc.in Makefile
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' -e 's|@VERSION@|$(VERSION)|' $< > $@
+
+$(UNIT_BIN): $(UNIT_SRCS) $(BUILD)/libvhd.a tests/unit/*.h
+	$(CC) $(CFLAGS) $(BASEFLAGS) -Wno-missing-prototypes -Ilibvhd -o $@ $(UNIT_SRCS) \
+		$(BUILD)/libvhd.a -lcriterion $(LDLIBS)
+
+core-purity:
+	@bad=$$(grep -nE '^#include <(stdio|stdlib|unistd|fcntl|pthread|time|sys/[a-z]+)\.h>' \
+		$(addprefix libvhd/,$(addsuffix .c,$(CORE_SRCS))) libvhd/internal.h libvhd/libvhd.h \
+		libvhd/platform.h libvhd/endian.h); \
+	if [ -n "$$bad" ]; then echo "core sources include host headers:"; echo "$$bad"; exit 1; fi
+
+# ---- tests ---------------------------------------------------------------
+
+deps:
+	@scripts/deps.sh test
+
+unit: $(UNIT_BIN)
+	timeout 300 $(UNIT_BIN) --jobs 2
+
+cli: all
+	VHDTOOL=$(abspath $(BUILD)/vhdtool) timeout 900 tests/cli/run.sh
+
+asan:
+	$(MAKE) BUILD=build/asan SAN=1 all build/asan/unit-tests
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
+		timeout 600 build/asan/unit-tests --jobs 2
+	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 SANITIZED=1 \
+		VHDTOOL=$(abspath build/asan/vhdtool) timeout 1200 tests/cli/run.sh
+
+check: deps
+	$(MAKE) all core-purity
+	$(MAKE) unit
+	$(MAKE) cli
+	$(MAKE) asan
+	@echo "make check: every suite passed"
+
+demo:
+	@scripts/deps.sh demo
+	$(MAKE) all
+	scripts/demo.sh
+
+bench: all
+	bench/convert.sh
+
+# ---- install --------------------------------------------------------------
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(LIBDIR)/pkgconfig \
+		$(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/share/man/man1 \
+		$(DESTDIR)$(PREFIX)/share/man/man3
+	install -m 755 $(BUILD)/vhdtool $(DESTDIR)$(PREFIX)/bin/vhdtool
+	install -m 644 $(BUILD)/libvhd.a $(DESTDIR)$(LIBDIR)/libvhd.a
+	install -m 755 $(SHLIB) $(DESTDIR)$(LIBDIR)/libvhd.so.$(VERSION)
+	ln -sf libvhd.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$(SONAME)
+	ln -sf libvhd.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libvhd.so
+	install -m 644 libvhd/libvhd.h $(DESTDIR)$(PREFIX)/include/libvhd.h
+	install -m 644 $(BUILD)/libvhd.pc $(DESTDIR)$(LIBDIR)/pkgconfig/libvhd.pc
+	install -m 644 docs/vhdtool.1 $(DESTDIR)$(PREFIX)/share/man/man1/vhdtool.1
+	install -m 644 docs/libvhd.3 $(DESTDIR)$(PREFIX)/share/man/man3/libvhd.3
+
+clean:
+	rm -rf build

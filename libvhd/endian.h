@@ -1,0 +1,43 @@
+/* SPDX-License-Identifier: MIT */
+/* Big-endian loads and stores: every on-disk VHD field is big-endian. */
+#ifndef VHD_ENDIAN_H
+#define VHD_ENDIAN_H
+
+#include <stdint.h>
+
+static inline uint16_t vhd_be16(const uint8_t *p)
+{
+	return (uint16_t)((p[0] << 8) | p[1]);
+}
+
+static inline uint32_t vhd_be32(const uint8_t *p)
+{
+	return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | p[3];
+}
+
+static inline uint64_t vhd_be64(const uint8_t *p)
+{
+	return ((uint64_t)vhd_be32(p) << 32) | vhd_be32(p + 4);
+}
+
+static inline void vhd_put_be16(uint8_t *p, uint16_t v)
+{
+	p[0] = (uint8_t)(v >> 8);
+	p[1] = (uint8_t)v;
+}
+
+static inline void vhd_put_be32(uint8_t *p, uint32_t v)
+{
+	p[0] = (uint8_t)(v >> 24);
+	p[1] = (uint8_t)(v >> 16);
+	p[2] = (uint8_t)(v >> 8);
+	p[3] = (uint8_t)v;
+}
+
+static inline void vhd_put_be64(uint8_t *p, uint64_t v)
+{
+	vhd_put_be32(p, (uint32_t)(v >> 32));
+	vhd_put_be32(p + 4, (uint32_t)v);
+}
+
+#endif

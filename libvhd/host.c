@@ -1,0 +1,137 @@
+/* SPDX-License-Identifier: MIT */
+/* Path-based entry points for POSIX hosts: open, create and check by name. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+int vhd_open(const char *path, unsigned flags, struct vhd_image **out, struct vhd_error *err)
+{
+	struct vhd_io *io;
+	int r = vhd_io_posix_open(path, (flags & VHD_OPEN_RDWR) ? VHD_IO_RDWR : 0, &io, err);
+	if (r < 0) {
+		*out = NULL;
+		return r;
+	}
+	return vhd_open_io(io, flags, out, err);
+}
+
+/* The folder holding path, resolved (path itself need not exist). */
+static char *real_dir_of(const char *path)
+{
+	char *copy = strdup(path);
+	if (!copy)
+		return NULL;
+	char *slash = strrchr(copy, '/');
+	const char *dir = ".";
+	if (slash == copy)
+		dir = "/";
+	else if (slash) {
+		*slash = '\0';
+		dir = copy;
+	}
+	char *real = realpath(dir, NULL);
+	free(copy);
+	return real;
+}
+
+/* The path of target relative to folder from (both absolute, resolved). */
+static char *relative_path(const char *from, const char *target)
+{
+	size_t flen = strlen(from);
+	char *dir = malloc(flen + 2);
+	if (!dir)
+		return NULL;
+	memcpy(dir, from, flen + 1);
+	if (flen == 0 || dir[flen - 1] != '/')
+		strcpy(dir + flen, "/");
+	/* The shared leading folders end at the last '/' both have. */
+	size_t common = 0;
+	for (size_t i = 0; dir[i] && dir[i] == target[i]; i++)
+		if (dir[i] == '/')
+			common = i + 1;
+	size_t ups = 0;
+	for (const char *p = dir + common; *p; p++)
+		ups += *p == '/';
+	const char *rest = target + common;
+	char *out = malloc(ups * 3 + strlen(rest) + 1);
+	if (out) {
+		char *o = out;
+		for (size_t k = 0; k < ups; k++, o += 3)
+			memcpy(o, "../", 3);
+		strcpy(o, rest);
+	}
+	free(dir);
+	return out;
+}
+
+int vhd_create(const char *path, const struct vhd_create_params *params, struct vhd_image **out,
+	       struct vhd_error *err)
+{
+	struct vhd_parent_ref ref = { 0 };
+	char *parent_abs = NULL, *child_dir = NULL, *rel = NULL;
+	struct vhd_io *io = NULL;
+	int r;
+
+	if (out)
+		*out = NULL;
+	if (params->type != VHD_TYPE_DIFFERENCING) {
+		r = vhd_create_check_params(params, err);
+		if (r < 0)
+			return r;
+	} else {
+		if (!params->parent) {
+			vhd_set_error(err, -EINVAL, "a differencing image needs a parent");
+			return -EINVAL;
+		}
+		r = vhd_open(params->parent, 0, &ref.image, err);
+		if (r < 0)
+			return r;
+		parent_abs = realpath(params->parent, NULL);
+		child_dir = real_dir_of(path);
+		if (!parent_abs || !child_dir) {
+			r = -errno;
+			vhd_set_error(err, r, "%s: cannot resolve the folder: %s",
+				      parent_abs ? path : params->parent, strerror(errno));
+			goto out;
+		}
+		rel = relative_path(child_dir, parent_abs);
+		if (!rel) {
+			r = -ENOMEM;
+			vhd_set_error(err, r, "out of memory");
+			goto out;
+		}
+		ref.relative_path = rel;
+		ref.absolute_path = parent_abs;
+	}
+	r = vhd_io_posix_open(path, VHD_IO_RDWR | VHD_IO_CREATE, &io, err);
+	if (r < 0)
+		goto out;
+	r = vhd_create_io(io, params, ref.image ? &ref : NULL, out, err);
+	if (r < 0)
+		unlink(path); /* we made it; leave nothing half-written */
+out:
+	if (ref.image)
+		vhd_close(ref.image);
+	free(parent_abs);
+	free(child_dir);
+	free(rel);
+	return r;
+}
+
+int vhd_check(const char *path, struct vhd_check_report *report, struct vhd_error *err)
+{
+	struct vhd_io *io;
+	int r = vhd_io_posix_open(path, 0, &io, err);
+	if (r < 0)
+		return r;
+	r = vhd_check_io(io, true, report);
+	if (r < 0)
+		vhd_set_error(err, r, "%s: the check could not run", path);
+	io->ops->close(io);
+	return r;
+}

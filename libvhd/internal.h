@@ -1,0 +1,223 @@
+/* SPDX-License-Identifier: MIT */
+/* Internal interfaces of libvhd: decoded on-disk structures and helpers. */
+#ifndef VHD_INTERNAL_H
+#define VHD_INTERNAL_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "libvhd.h"
+#include "platform.h"
+
+#define VHD_FOOTER_SIZE 512u
+#define VHD_LEGACY_FOOTER_SIZE 511u
+#define VHD_HEADER_SIZE 1024u
+#define VHD_LOCATOR_COUNT 8
+#define VHD_BAT_FREE 0xFFFFFFFFu
+#define VHD_NO_OFFSET 0xFFFFFFFFFFFFFFFFull
+#define VHD_FILE_FORMAT_VERSION 0x00010000u
+#define VHD_HEADER_VERSION 0x00010000u
+#define VHD_FEATURES_RESERVED 0x00000002u
+/* Seconds between the Unix epoch and 2000-01-01 00:00:00 UTC. */
+#define VHD_EPOCH_OFFSET 946684800
+/* Sectors in the largest CHS geometry, 65535 * 16 * 255. */
+#define VHD_MAX_CHS_SECTORS (65535ull * 16 * 255)
+/* BAT entries we are willing to hold in memory (64 MiB). */
+#define VHD_MAX_BAT_ENTRIES (1u << 24)
+/* The locator codes the spec defines. */
+#define VHD_PLAT_W2RU 0x57327275u
+#define VHD_PLAT_W2KU 0x57326B75u
+#define VHD_PLAT_MACX 0x4D616358u
+#define VHD_PLAT_WI2R 0x57693272u
+#define VHD_PLAT_WI2K 0x5769326Bu
+#define VHD_PLAT_MAC  0x4D616320u
+
+_Static_assert(VHD_FOOTER_SIZE == 512, "footer is one sector");
+
+/* ---- footer.c --------------------------------------------------------- */
+
+struct vhd_footer {
+	uint32_t features;
+	uint32_t format_version;
+	uint64_t data_offset;
+	uint32_t timestamp;
+	uint8_t creator_app[4];
+	uint32_t creator_version;
+	uint32_t creator_host_os;
+	uint64_t original_size;
+	uint64_t current_size;
+	struct vhd_geometry geometry;
+	uint32_t disk_type;
+	uint32_t checksum;
+	uint8_t uuid[16];
+	uint8_t saved_state;
+};
+
+uint32_t vhd_checksum(const uint8_t *buf, size_t len, size_t checksum_off);
+/* Decode without judging; returns false when the cookie is missing. */
+bool vhd_footer_decode(const uint8_t *buf, size_t len, struct vhd_footer *f);
+/* Structural validation (not the checksum); fills why on failure. */
+int vhd_footer_validate(const struct vhd_footer *f, char *why, size_t why_len);
+bool vhd_footer_checksum_ok(const uint8_t *buf, size_t len);
+void vhd_footer_encode(const struct vhd_footer *f, uint8_t buf[VHD_FOOTER_SIZE]);
+struct vhd_geometry vhd_geometry_for_size(uint64_t size);
+uint64_t vhd_geometry_size(struct vhd_geometry g);
+/* The size readers see: current_size or the CHS size (vpc/qemu rule). */
+uint64_t vhd_footer_virtual_size(const struct vhd_footer *f, bool *from_geometry);
+
+/* ---- header.c --------------------------------------------------------- */
+
+struct vhd_locator_entry {
+	uint32_t code;
+	uint32_t data_space;
+	uint32_t data_length;
+	uint64_t data_offset;
+};
+
+struct vhd_header {
+	uint64_t data_offset;
+	uint64_t table_offset;
+	uint32_t header_version;
+	uint32_t max_table_entries;
+	uint32_t block_size;
+	uint32_t checksum;
+	uint8_t parent_uuid[16];
+	uint32_t parent_timestamp;
+	uint8_t parent_name[512];   /* UTF-16BE as stored */
+	struct vhd_locator_entry loc[VHD_LOCATOR_COUNT];
+};
+
+bool vhd_header_decode(const uint8_t *buf, size_t len, struct vhd_header *h);
+int vhd_header_validate(const struct vhd_header *h, char *why, size_t why_len);
+bool vhd_header_checksum_ok(const uint8_t *buf);
+void vhd_header_encode(const struct vhd_header *h, uint8_t buf[VHD_HEADER_SIZE]);
+/* Bytes a locator reserves: data_space is in sectors per the spec, in
+ * bytes as Virtual PC and Hyper-V write it; a value under 512 is sectors. */
+uint64_t vhd_locator_space_bytes(const struct vhd_locator_entry *l);
+/* Decode a locator's data into a '/'-free-form UTF-8 string as stored
+ * (Windows paths keep their backslashes).  Returns 0 or -EINVAL. */
+int vhd_locator_decode_path(uint32_t code, const uint8_t *data, size_t len, char *out,
+			    size_t out_len);
+
+/* ---- utf.c ------------------------------------------------------------ */
+
+/* Convert UTF-16 (big- or little-endian) to UTF-8; stops at a NUL.
+ * Returns the length written or -EINVAL for malformed input or no room. */
+int vhd_utf16_to_utf8(const uint8_t *in, size_t in_len, bool big_endian, char *out,
+		      size_t out_len);
+/* Convert UTF-8 to UTF-16; returns bytes written or -EINVAL. */
+int vhd_utf8_to_utf16(const char *in, bool big_endian, uint8_t *out, size_t out_len);
+
+/* ---- format.c --------------------------------------------------------- */
+
+/* snprintf for the subset %s %c %d %u %x %X (with l, ll, z, width, 0). */
+int vhd_vformat(char *buf, size_t len, const char *fmt, va_list ap);
+int vhd_format(char *buf, size_t len, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+void vhd_set_error(struct vhd_error *err, int code, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+size_t vhd_strlcpy(char *dst, const char *src, size_t len);
+
+/* ---- bitmap.c --------------------------------------------------------- */
+
+static inline bool vhd_bitmap_test(const uint8_t *bm, uint32_t bit)
+{
+	return (bm[bit >> 3] >> (7 - (bit & 7))) & 1;
+}
+
+void vhd_bitmap_set_range(uint8_t *bm, uint32_t first, uint32_t count);
+/* Length of the run of equal bits starting at first, at most max. */
+uint32_t vhd_bitmap_run(const uint8_t *bm, uint32_t first, uint32_t max, bool *value);
+bool vhd_bitmap_all_set(const uint8_t *bm, uint32_t bits);
+
+/* ---- bat.c ------------------------------------------------------------ */
+
+/* Entries the virtual size needs (ceil(size / block_size)). */
+uint64_t vhd_bat_entries_needed(uint64_t virtual_size, uint32_t block_size);
+/* Bytes the BAT takes on disk for n entries (whole sectors). */
+uint64_t vhd_bat_bytes(uint64_t entries);
+/* Bytes of a block's sector bitmap (whole sectors). */
+uint32_t vhd_bitmap_bytes(uint32_t block_size);
+void vhd_sort_u32(uint32_t *v, size_t n);
+
+/* ---- image.c ---------------------------------------------------------- */
+
+enum vhd_block_state {
+	VHD_BLOCK_UNKNOWN = 0,  /* bitmap not read yet */
+	VHD_BLOCK_FULL = 1,     /* every bitmap bit set */
+	VHD_BLOCK_PARTIAL = 2,
+};
+
+struct vhd_image {
+	struct vhd_io *io;
+	bool io_borrowed;           /* check.c: io belongs to the caller */
+	bool read_only;
+	unsigned open_flags;
+	struct vhd_footer footer;
+	struct vhd_header header;
+	unsigned footer_size;
+	bool footer_from_copy;
+	bool footer_checksum_ok;
+	bool header_checksum_ok;
+	bool size_from_geometry;
+	uint64_t virtual_size;
+	uint64_t file_size;         /* at open */
+	uint64_t footer_offset;     /* where the end footer lives */
+	uint64_t next_block;        /* file offset for the next new block */
+
+	uint32_t *bat;              /* native-endian copy, bat_entries long */
+	uint32_t bat_entries;       /* entries the virtual size uses */
+	uint8_t *block_state;       /* enum vhd_block_state per block */
+	uint8_t *bat_dirty;         /* BAT sectors to write at the next flush */
+	bool bat_is_dirty;
+	uint32_t block_size;
+	uint32_t bitmap_bytes;
+	uint32_t sectors_per_block;
+	unsigned block_shift;       /* log2(block_size) */
+
+	struct vhd_image *parent;
+	char *parent_path;
+	char *parent_error;
+
+	struct vhd_mutex *meta_lock;    /* allocation, bitmaps, footer */
+	struct vhd_mutex *err_lock;
+	char errmsg[512];
+	char warnings[1024];
+};
+
+int vhd_img_error(struct vhd_image *img, int code, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+void vhd_img_warn(struct vhd_image *img, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+/* Allocate the handle and its locks; owns io. */
+struct vhd_image *vhd_image_alloc(struct vhd_io *io);
+void vhd_image_free(struct vhd_image *img);
+/* Fill the derived block geometry from the header (block size, bitmap). */
+void vhd_image_set_block_size(struct vhd_image *img, uint32_t block_size);
+
+/* ---- chain.c ---------------------------------------------------------- */
+
+/* Decode parent locator entry i; false when unused or unreadable. */
+bool vhd_read_locator(struct vhd_image *img, int i, struct vhd_locator *out);
+
+int vhd_chain_open_parent(struct vhd_image *img, unsigned flags, int depth,
+			  const uint8_t (*seen)[16], struct vhd_error *err);
+int vhd_open_io_depth(struct vhd_io *io, unsigned flags, int depth,
+		      const uint8_t (*seen)[16], struct vhd_image **out, struct vhd_error *err);
+
+/* ---- checked arithmetic ------------------------------------------------ */
+
+/* true when off + len fits and ends at or before limit */
+static inline bool vhd_range_ok(uint64_t off, uint64_t len, uint64_t limit)
+{
+	return off <= limit && len <= limit - off;
+}
+
+static inline uint64_t vhd_min_u64(uint64_t a, uint64_t b)
+{
+	return a < b ? a : b;
+}
+
+#endif

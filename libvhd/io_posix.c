@@ -1,0 +1,236 @@
+/* SPDX-License-Identifier: MIT */
+/* The POSIX file backend, with the writer's lock. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+struct posix_io {
+	struct vhd_io base;
+	int fd;
+	bool regular;
+	char *path;
+};
+
+static struct posix_io *pio(struct vhd_io *io)
+{
+	return (struct posix_io *)io;
+}
+
+static int px_pread(struct vhd_io *io, void *buf, size_t len, uint64_t off)
+{
+	uint8_t *p = buf;
+	while (len) {
+		ssize_t n = pread(pio(io)->fd, p, len, (off_t)off);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		if (n == 0)
+			return -EIO; /* past the end of the file */
+		p += n;
+		off += (uint64_t)n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+static int px_pwrite(struct vhd_io *io, const void *buf, size_t len, uint64_t off)
+{
+	const uint8_t *p = buf;
+	while (len) {
+		ssize_t n = pwrite(pio(io)->fd, p, len, (off_t)off);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		p += n;
+		off += (uint64_t)n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+static int px_flush(struct vhd_io *io)
+{
+	return fdatasync(pio(io)->fd) < 0 ? -errno : 0;
+}
+
+static int px_size(struct vhd_io *io, uint64_t *size)
+{
+	struct stat st;
+	if (fstat(pio(io)->fd, &st) < 0)
+		return -errno;
+	if (S_ISREG(st.st_mode)) {
+		*size = (uint64_t)st.st_size;
+		return 0;
+	}
+	off_t end = lseek(pio(io)->fd, 0, SEEK_END);
+	if (end < 0)
+		return -errno;
+	*size = (uint64_t)end;
+	return 0;
+}
+
+static int px_truncate(struct vhd_io *io, uint64_t size)
+{
+	return ftruncate(pio(io)->fd, (off_t)size) < 0 ? -errno : 0;
+}
+
+static int px_discard(struct vhd_io *io, uint64_t off, uint64_t len)
+{
+	if (fallocate(pio(io)->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)off,
+		      (off_t)len) < 0)
+		return errno == EOPNOTSUPP ? -EOPNOTSUPP : -errno;
+	return 0;
+}
+
+static int px_data_extent(struct vhd_io *io, uint64_t off, uint64_t *len, bool *is_data)
+{
+	int fd = pio(io)->fd;
+	if (!pio(io)->regular)
+		return -EOPNOTSUPP;
+	off_t data = lseek(fd, (off_t)off, SEEK_DATA);
+	if (data < 0 && errno != ENXIO)
+		return -errno;
+	if (data == (off_t)off) {
+		off_t hole = lseek(fd, (off_t)off, SEEK_HOLE);
+		if (hole < 0)
+			return -errno;
+		*is_data = true;
+		*len = (uint64_t)hole - off;
+		return 0;
+	}
+	uint64_t size;
+	int r = px_size(io, &size);
+	if (r < 0)
+		return r;
+	*is_data = false;
+	*len = (data < 0 ? size : (uint64_t)data) - off;
+	return 0;
+}
+
+static int px_open_fd(const char *path, unsigned flags, int *out_fd, bool *regular)
+{
+	int oflags = O_CLOEXEC | O_NONBLOCK; /* a FIFO must not block the open */
+	if (flags & VHD_IO_RDWR)
+		oflags |= O_RDWR;
+	else
+		oflags |= O_RDONLY;
+	if (flags & VHD_IO_CREATE)
+		oflags |= O_CREAT | O_EXCL;
+	int fd = open(path, oflags, 0644);
+	if (fd < 0)
+		return -errno;
+	struct stat st;
+	if (fstat(fd, &st) < 0) {
+		int e = -errno;
+		close(fd);
+		return e;
+	}
+	*regular = S_ISREG(st.st_mode);
+	if (S_ISDIR(st.st_mode)) {
+		close(fd);
+		return -EISDIR;
+	}
+	if (!*regular && !(flags & VHD_IO_ANY_FILE)) {
+		close(fd);
+		return -ENODEV;
+	}
+	int fl = fcntl(fd, F_GETFL);
+	if (fl >= 0)
+		fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
+	if ((flags & VHD_IO_RDWR) && *regular) {
+		struct flock lk = { .l_type = F_WRLCK, .l_whence = SEEK_SET };
+		if (fcntl(fd, F_OFD_SETLK, &lk) < 0) {
+			int e = errno;
+			close(fd);
+			return e == EAGAIN || e == EACCES ? -EBUSY : -e;
+		}
+	}
+	*out_fd = fd;
+	return 0;
+}
+
+static const struct vhd_io_ops posix_ops;
+
+static int px_make(const char *path, unsigned flags, struct vhd_io **out)
+{
+	struct posix_io *p = calloc(1, sizeof(*p));
+	if (!p)
+		return -ENOMEM;
+	p->path = strdup(path);
+	if (!p->path) {
+		free(p);
+		return -ENOMEM;
+	}
+	int r = px_open_fd(path, flags, &p->fd, &p->regular);
+	if (r < 0) {
+		free(p->path);
+		free(p);
+		return r;
+	}
+	p->base.ops = &posix_ops;
+	p->base.name = p->path;
+	*out = &p->base;
+	return 0;
+}
+
+static int px_open_sibling(struct vhd_io *io, const char *path, struct vhd_io **out)
+{
+	const char *self = pio(io)->path;
+	if (path[0] == '/')
+		return px_make(path, 0, out);
+	const char *slash = strrchr(self, '/');
+	size_t dlen = slash ? (size_t)(slash - self) + 1 : 0;
+	size_t plen = strlen(path);
+	char *full = malloc(dlen + plen + 1);
+	if (!full)
+		return -ENOMEM;
+	memcpy(full, self, dlen);
+	memcpy(full + dlen, path, plen + 1);
+	int r = px_make(full, 0, out);
+	free(full);
+	return r;
+}
+
+static void px_close(struct vhd_io *io)
+{
+	close(pio(io)->fd);
+	free(pio(io)->path);
+	free(io);
+}
+
+static const struct vhd_io_ops posix_ops = {
+	.pread = px_pread,
+	.pwrite = px_pwrite,
+	.flush = px_flush,
+	.size = px_size,
+	.truncate = px_truncate,
+	.discard = px_discard,
+	.data_extent = px_data_extent,
+	.open_sibling = px_open_sibling,
+	.close = px_close,
+};
+
+int vhd_io_posix_open(const char *path, unsigned flags, struct vhd_io **out,
+		      struct vhd_error *err)
+{
+	int r = px_make(path, flags, out);
+	if (r == -EBUSY)
+		vhd_set_error(err, r, "%s: another process has the image open for writing", path);
+	else if (r == -ENODEV)
+		vhd_set_error(err, r, "%s: not a regular file", path);
+	else if (r == -EEXIST)
+		vhd_set_error(err, r, "%s: file already exists", path);
+	else if (r < 0)
+		vhd_set_error(err, r, "%s: %s", path, strerror(-r));
+	return r;
+}

@@ -1,0 +1,452 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Reading and writing the virtual disk.
+ *
+ * Crash safety comes from the order of writes.  A new block is placed where
+ * the end footer is: first the footer is written again after the new block
+ * (so the file always ends in a footer), then the bitmap and data, and the
+ * BAT entry only at the next vhd_flush, after the data is durable.  A cut
+ * before that flush leaves leaked space, never a BAT entry that points at
+ * foreign bytes.  In an existing block data goes first, bitmap bits after.
+ */
+#include <errno.h>
+#include <string.h>
+
+#include "endian.h"
+#include "internal.h"
+
+static inline uint32_t bat_get(const struct vhd_image *img, uint32_t blk)
+{
+	return __atomic_load_n(&img->bat[blk], __ATOMIC_ACQUIRE);
+}
+
+static inline uint8_t state_get(const struct vhd_image *img, uint32_t blk)
+{
+	return __atomic_load_n(&img->block_state[blk], __ATOMIC_RELAXED);
+}
+
+static inline void state_set(struct vhd_image *img, uint32_t blk, uint8_t st)
+{
+	__atomic_store_n(&img->block_state[blk], st, __ATOMIC_RELAXED);
+}
+
+static inline uint64_t block_file_offset(const struct vhd_image *img, uint32_t blk)
+{
+	return (uint64_t)bat_get(img, blk) * VHD_SECTOR_SIZE;
+}
+
+/* A bitmap buffer: on the stack for the usual sizes, else on the heap. */
+struct bitmap_buf {
+	uint8_t *bits;
+	uint8_t small[1024];
+};
+
+static int bitmap_buf_get(struct vhd_image *img, struct bitmap_buf *b)
+{
+	if (img->bitmap_bytes <= sizeof(b->small)) {
+		b->bits = b->small;
+		return 0;
+	}
+	b->bits = vhd_malloc(img->bitmap_bytes);
+	return b->bits ? 0 : vhd_img_error(img, -ENOMEM, "out of memory for a sector bitmap");
+}
+
+static void bitmap_buf_put(struct bitmap_buf *b)
+{
+	if (b->bits != b->small)
+		vhd_free(b->bits);
+}
+
+static int read_bitmap(struct vhd_image *img, uint32_t blk, uint8_t *bits)
+{
+	int r = img->io->ops->pread(img->io, bits, img->bitmap_bytes, block_file_offset(img, blk));
+	if (r < 0)
+		return vhd_img_error(img, r, "%s: cannot read the sector bitmap of block %u",
+				     img->io->name, blk);
+	state_set(img, blk, vhd_bitmap_all_set(bits, img->sectors_per_block) ? VHD_BLOCK_FULL
+									   : VHD_BLOCK_PARTIAL);
+	return 0;
+}
+
+/*
+ * What a sector reads as when this layer does not hold it: zeros in a
+ * dynamic image, the parent's data in a differencing one.
+ */
+static int read_below(struct vhd_image *img, void *buf, size_t len, uint64_t off)
+{
+	if (img->footer.disk_type != VHD_TYPE_DIFFERENCING) {
+		memset(buf, 0, len);
+		return 0;
+	}
+	if (!img->parent)
+		return vhd_img_error(img, -ENOENT, "%s: the parent image is not available%s%s",
+				     img->io->name, img->parent_error ? ": " : "",
+				     img->parent_error ? img->parent_error : "");
+	/* A child may be larger than its parent: the rest reads as zeros. */
+	uint64_t psize = img->parent->virtual_size;
+	size_t from_parent = off >= psize ? 0 : (size_t)vhd_min_u64(len, psize - off);
+	memset((uint8_t *)buf + from_parent, 0, len - from_parent);
+	if (!from_parent)
+		return 0;
+	int r = vhd_pread(img->parent, buf, from_parent, off);
+	if (r < 0)
+		return vhd_img_error(img, r, "%s", vhd_errmsg(img->parent));
+	return 0;
+}
+
+static int read_file(struct vhd_image *img, void *buf, size_t len, uint64_t off)
+{
+	int r = img->io->ops->pread(img->io, buf, len, off);
+	if (r < 0)
+		return vhd_img_error(img, r, "%s: read of %zu bytes at 0x%llx failed",
+				     img->io->name, len, (unsigned long long)off);
+	return 0;
+}
+
+static int write_file(struct vhd_image *img, const void *buf, size_t len, uint64_t off)
+{
+	int r = img->io->ops->pwrite(img->io, buf, len, off);
+	if (r < 0)
+		return vhd_img_error(img, r, "%s: write of %zu bytes at 0x%llx failed",
+				     img->io->name, len, (unsigned long long)off);
+	return 0;
+}
+
+/* Read [in_off, in_off + len) of block blk. */
+static int read_block(struct vhd_image *img, uint32_t blk, uint32_t in_off, uint8_t *buf,
+		      size_t len, uint64_t voff)
+{
+	if (bat_get(img, blk) == VHD_BAT_FREE)
+		return read_below(img, buf, len, voff);
+
+	uint64_t data = block_file_offset(img, blk) + img->bitmap_bytes;
+	if (state_get(img, blk) == VHD_BLOCK_FULL)
+		return read_file(img, buf, len, data + in_off);
+
+	struct bitmap_buf bm;
+	int r = bitmap_buf_get(img, &bm);
+	if (r < 0)
+		return r;
+	r = read_bitmap(img, blk, bm.bits);
+	uint32_t sector = in_off / VHD_SECTOR_SIZE;
+	size_t done = 0;
+	while (r == 0 && done < len) {
+		uint32_t last = (uint32_t)((in_off + len - 1) / VHD_SECTOR_SIZE);
+		bool present;
+		uint32_t run = vhd_bitmap_run(bm.bits, sector, last - sector + 1, &present);
+		uint64_t run_end = (uint64_t)(sector + run) * VHD_SECTOR_SIZE;
+		size_t n = (size_t)(vhd_min_u64(run_end, in_off + len) - (in_off + done));
+		if (present)
+			r = read_file(img, buf + done, n, data + in_off + done);
+		else
+			r = read_below(img, buf + done, n, voff + done);
+		done += n;
+		sector += run;
+	}
+	bitmap_buf_put(&bm);
+	return r;
+}
+
+static int check_range(struct vhd_image *img, size_t len, uint64_t off, int code)
+{
+	if (!vhd_range_ok(off, len, img->virtual_size))
+		return vhd_img_error(img, code,
+				     "%s: access of %zu bytes at offset %llu is beyond the end of the %llu-byte virtual disk",
+				     img->io->name, len, (unsigned long long)off,
+				     (unsigned long long)img->virtual_size);
+	return 0;
+}
+
+int vhd_pread(struct vhd_image *img, void *buf, size_t len, uint64_t off)
+{
+	int r = check_range(img, len, off, -EINVAL);
+	if (r < 0 || !len)
+		return r;
+	if (img->footer.disk_type == VHD_TYPE_FIXED)
+		return read_file(img, buf, len, off);
+
+	uint8_t *p = buf;
+	while (len) {
+		uint32_t blk = (uint32_t)(off >> img->block_shift);
+		uint32_t in_off = (uint32_t)(off & (img->block_size - 1));
+		size_t n = (size_t)vhd_min_u64(len, img->block_size - in_off);
+		r = read_block(img, blk, in_off, p, n, off);
+		if (r < 0)
+			return r;
+		p += n;
+		off += n;
+		len -= n;
+	}
+	return 0;
+}
+
+static bool holds(const uint8_t *bits, uint32_t sector)
+{
+	return bits && vhd_bitmap_test(bits, sector);
+}
+
+/*
+ * Write [in_off, in_off + len) into the block whose data starts at file
+ * offset data.  bits says which sectors the block already holds (NULL:
+ * none): a partial sector it does not hold is completed from below first.
+ */
+static int write_sectors(struct vhd_image *img, const uint8_t *bits, uint64_t data,
+			 uint32_t in_off, const uint8_t *buf, size_t len, uint64_t voff)
+{
+	uint8_t sector_buf[VHD_SECTOR_SIZE];
+	uint32_t head = in_off % VHD_SECTOR_SIZE;
+	int r;
+
+	if (head && !holds(bits, in_off / VHD_SECTOR_SIZE)) {
+		size_t n = (size_t)vhd_min_u64(len, VHD_SECTOR_SIZE - head);
+		r = read_below(img, sector_buf, VHD_SECTOR_SIZE, voff - head);
+		if (r < 0)
+			return r;
+		memcpy(sector_buf + head, buf, n);
+		r = write_file(img, sector_buf, VHD_SECTOR_SIZE, data + in_off - head);
+		if (r < 0)
+			return r;
+		buf += n;
+		voff += n;
+		in_off += (uint32_t)n;
+		len -= n;
+	}
+	if (!len)
+		return 0;
+	/* Here in_off is sector-aligned or inside a sector the block holds. */
+	uint32_t tail = (uint32_t)((in_off + len) % VHD_SECTOR_SIZE);
+	if (tail && holds(bits, (uint32_t)((in_off + len) / VHD_SECTOR_SIZE)))
+		tail = 0;
+	size_t body = len - tail;
+	if (body) {
+		r = write_file(img, buf, body, data + in_off);
+		if (r < 0)
+			return r;
+	}
+	if (tail) {
+		r = read_below(img, sector_buf, VHD_SECTOR_SIZE, voff + body);
+		if (r < 0)
+			return r;
+		memcpy(sector_buf, buf + body, tail);
+		r = write_file(img, sector_buf, VHD_SECTOR_SIZE, data + in_off + body);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+static int write_footer_at(struct vhd_image *img, uint64_t off)
+{
+	uint8_t buf[VHD_FOOTER_SIZE];
+	vhd_footer_encode(&img->footer, buf);
+	return write_file(img, buf, sizeof(buf), off);
+}
+
+static void mark_bat_dirty(struct vhd_image *img, uint32_t blk)
+{
+	uint32_t sector = blk / (VHD_SECTOR_SIZE / 4);
+	img->bat_dirty[sector / 8] |= (uint8_t)(1u << (sector % 8));
+	img->bat_is_dirty = true;
+}
+
+/* Called with meta_lock held and the block unallocated. */
+static int allocate_block(struct vhd_image *img, uint32_t blk, uint32_t in_off,
+			  const uint8_t *buf, size_t len, uint64_t voff)
+{
+	uint64_t off = img->next_block;
+	uint64_t end = off + img->bitmap_bytes + img->block_size;
+	bool diff = img->footer.disk_type == VHD_TYPE_DIFFERENCING;
+	struct bitmap_buf bm;
+	int r;
+
+	if (off / VHD_SECTOR_SIZE >= VHD_BAT_FREE)
+		return vhd_img_error(img, -ENOSPC,
+				     "%s: the file has reached the 2 TiB that a BAT can address",
+				     img->io->name);
+	r = bitmap_buf_get(img, &bm);
+	if (r < 0)
+		return r;
+	r = write_footer_at(img, end);
+	if (r < 0)
+		goto out;
+	img->footer_offset = end;
+	img->next_block = end;
+
+	/*
+	 * A dynamic block gets every bit set, as qemu and Hyper-V write it
+	 * (qemu ignores a dynamic image's bitmap when it reads).  A
+	 * differencing block holds only what is written now.
+	 */
+	memset(bm.bits, 0xFF, img->bitmap_bytes);
+	/* A new dynamic block lies past the old end of the file and reads as
+	 * zeros, so it holds every sector already; a differencing block holds
+	 * none, and partial sectors are completed from the parent. */
+	r = write_sectors(img, diff ? NULL : bm.bits, off + img->bitmap_bytes, in_off, buf, len,
+			  voff);
+	if (r < 0)
+		goto out;
+	if (diff) {
+		memset(bm.bits, 0, img->bitmap_bytes);
+		vhd_bitmap_set_range(bm.bits, in_off / VHD_SECTOR_SIZE,
+				     (uint32_t)((in_off + len - 1) / VHD_SECTOR_SIZE -
+						in_off / VHD_SECTOR_SIZE + 1));
+	}
+	r = write_file(img, bm.bits, img->bitmap_bytes, off);
+	if (r < 0)
+		goto out;
+	__atomic_store_n(&img->bat[blk], (uint32_t)(off / VHD_SECTOR_SIZE), __ATOMIC_RELEASE);
+	state_set(img, blk, !diff || vhd_bitmap_all_set(bm.bits, img->sectors_per_block)
+			    ? VHD_BLOCK_FULL : VHD_BLOCK_PARTIAL);
+	mark_bat_dirty(img, blk);
+out:
+	bitmap_buf_put(&bm);
+	return r;
+}
+
+/* Called with meta_lock held; the block is allocated but not full. */
+static int write_partial_block(struct vhd_image *img, uint32_t blk, uint32_t in_off,
+			       const uint8_t *buf, size_t len, uint64_t voff)
+{
+	uint64_t boff = block_file_offset(img, blk);
+	struct bitmap_buf bm;
+	int r = bitmap_buf_get(img, &bm);
+	if (r < 0)
+		return r;
+	r = read_bitmap(img, blk, bm.bits);
+	if (r < 0)
+		goto out;
+	r = write_sectors(img, bm.bits, boff + img->bitmap_bytes, in_off, buf, len, voff);
+	if (r < 0)
+		goto out;
+	uint32_t first = in_off / VHD_SECTOR_SIZE;
+	uint32_t last = (uint32_t)((in_off + len - 1) / VHD_SECTOR_SIZE);
+	vhd_bitmap_set_range(bm.bits, first, last - first + 1);
+	/* Write back only the bitmap sectors that changed. */
+	uint32_t s0 = first / 8 / VHD_SECTOR_SIZE, s1 = last / 8 / VHD_SECTOR_SIZE;
+	r = write_file(img, bm.bits + s0 * VHD_SECTOR_SIZE, (s1 - s0 + 1) * VHD_SECTOR_SIZE,
+		       boff + s0 * VHD_SECTOR_SIZE);
+	if (r < 0)
+		goto out;
+	state_set(img, blk, vhd_bitmap_all_set(bm.bits, img->sectors_per_block) ? VHD_BLOCK_FULL
+										: VHD_BLOCK_PARTIAL);
+out:
+	bitmap_buf_put(&bm);
+	return r;
+}
+
+static int write_block(struct vhd_image *img, uint32_t blk, uint32_t in_off, const uint8_t *buf,
+		       size_t len, uint64_t voff)
+{
+	int r;
+
+	/* The common case needs no lock: the block is there and complete. */
+	if (bat_get(img, blk) != VHD_BAT_FREE && state_get(img, blk) == VHD_BLOCK_FULL)
+		return write_file(img, buf, len, block_file_offset(img, blk) + img->bitmap_bytes + in_off);
+
+	vhd_mutex_lock(img->meta_lock);
+	if (bat_get(img, blk) == VHD_BAT_FREE) {
+		r = allocate_block(img, blk, in_off, buf, len, voff);
+	} else {
+		if (state_get(img, blk) == VHD_BLOCK_UNKNOWN) {
+			struct bitmap_buf bm;
+			r = bitmap_buf_get(img, &bm);
+			if (r == 0)
+				r = read_bitmap(img, blk, bm.bits);
+			bitmap_buf_put(&bm);
+			if (r < 0)
+				goto out;
+		}
+		if (state_get(img, blk) == VHD_BLOCK_FULL)
+			r = write_file(img, buf, len,
+				       block_file_offset(img, blk) + img->bitmap_bytes + in_off);
+		else
+			r = write_partial_block(img, blk, in_off, buf, len, voff);
+	}
+out:
+	vhd_mutex_unlock(img->meta_lock);
+	return r;
+}
+
+int vhd_pwrite(struct vhd_image *img, const void *buf, size_t len, uint64_t off)
+{
+	if (img->read_only)
+		return vhd_img_error(img, -EROFS, "%s: the image is open read-only", img->io->name);
+	int r = check_range(img, len, off, -ENOSPC);
+	if (r < 0 || !len)
+		return r;
+	if (img->footer.disk_type == VHD_TYPE_FIXED)
+		return write_file(img, buf, len, off);
+
+	const uint8_t *p = buf;
+	while (len) {
+		uint32_t blk = (uint32_t)(off >> img->block_shift);
+		uint32_t in_off = (uint32_t)(off & (img->block_size - 1));
+		size_t n = (size_t)vhd_min_u64(len, img->block_size - in_off);
+		r = write_block(img, blk, in_off, p, n, off);
+		if (r < 0)
+			return r;
+		p += n;
+		off += n;
+		len -= n;
+	}
+	return 0;
+}
+
+/* Write the BAT sectors that new blocks changed.  meta_lock held. */
+static int write_dirty_bat(struct vhd_image *img)
+{
+	uint8_t sector[VHD_SECTOR_SIZE];
+	const uint32_t per = VHD_SECTOR_SIZE / 4;
+	uint32_t nsectors = (img->bat_entries + per - 1) / per;
+
+	for (uint32_t s = 0; s < nsectors; s++) {
+		if (!(img->bat_dirty[s / 8] & (1u << (s % 8))))
+			continue;
+		for (uint32_t i = 0; i < per; i++) {
+			uint32_t blk = s * per + i;
+			vhd_put_be32(sector + 4 * i, blk < img->bat_entries ? img->bat[blk] : VHD_BAT_FREE);
+		}
+		int r = write_file(img, sector, sizeof(sector),
+				   img->header.table_offset + (uint64_t)s * VHD_SECTOR_SIZE);
+		if (r < 0)
+			return r;
+		img->bat_dirty[s / 8] &= (uint8_t)~(1u << (s % 8));
+	}
+	img->bat_is_dirty = false;
+	return 0;
+}
+
+static int flush_io(struct vhd_image *img)
+{
+	int r = img->io->ops->flush(img->io);
+	if (r < 0)
+		return vhd_img_error(img, r, "%s: flush failed", img->io->name);
+	return 0;
+}
+
+int vhd_flush(struct vhd_image *img)
+{
+	if (img->read_only)
+		return 0;
+	vhd_mutex_lock(img->meta_lock);
+	int r = 0;
+	if (img->bat_is_dirty) {
+		/* New blocks' data must be durable before the BAT points at them. */
+		r = flush_io(img);
+		if (r == 0)
+			r = write_dirty_bat(img);
+	}
+	if (r == 0)
+		r = flush_io(img);
+	vhd_mutex_unlock(img->meta_lock);
+	return r;
+}
+
+int vhd_close(struct vhd_image *img)
+{
+	if (!img)
+		return 0;
+	int r = vhd_flush(img);
+	vhd_image_free(img);
+	return r;
+}

@@ -1,0 +1,123 @@
+/* SPDX-License-Identifier: MIT */
+/* UTF-16 <-> UTF-8 for parent names and locators. */
+#include <errno.h>
+
+#include "internal.h"
+
+static bool emit(char *out, size_t out_len, size_t *o, uint32_t cp)
+{
+	uint8_t b[4];
+	size_t n;
+
+	if (cp < 0x80) {
+		b[0] = (uint8_t)cp;
+		n = 1;
+	} else if (cp < 0x800) {
+		b[0] = (uint8_t)(0xC0 | (cp >> 6));
+		b[1] = (uint8_t)(0x80 | (cp & 0x3F));
+		n = 2;
+	} else if (cp < 0x10000) {
+		b[0] = (uint8_t)(0xE0 | (cp >> 12));
+		b[1] = (uint8_t)(0x80 | ((cp >> 6) & 0x3F));
+		b[2] = (uint8_t)(0x80 | (cp & 0x3F));
+		n = 3;
+	} else {
+		b[0] = (uint8_t)(0xF0 | (cp >> 18));
+		b[1] = (uint8_t)(0x80 | ((cp >> 12) & 0x3F));
+		b[2] = (uint8_t)(0x80 | ((cp >> 6) & 0x3F));
+		b[3] = (uint8_t)(0x80 | (cp & 0x3F));
+		n = 4;
+	}
+	if (*o + n >= out_len)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		out[(*o)++] = (char)b[i];
+	return true;
+}
+
+int vhd_utf16_to_utf8(const uint8_t *in, size_t in_len, bool big_endian, char *out,
+		      size_t out_len)
+{
+	size_t o = 0;
+
+	if (!out_len)
+		return -EINVAL;
+	for (size_t i = 0; i + 1 < in_len; i += 2) {
+		uint32_t u = big_endian ? (uint32_t)(in[i] << 8 | in[i + 1])
+					: (uint32_t)(in[i + 1] << 8 | in[i]);
+		if (u == 0)
+			break;
+		if (u >= 0xD800 && u < 0xDC00) {
+			if (i + 3 >= in_len)
+				goto bad;
+			uint32_t lo = big_endian ? (uint32_t)(in[i + 2] << 8 | in[i + 3])
+						 : (uint32_t)(in[i + 3] << 8 | in[i + 2]);
+			if (lo < 0xDC00 || lo >= 0xE000)
+				goto bad;
+			u = 0x10000 + ((u - 0xD800) << 10) + (lo - 0xDC00);
+			i += 2;
+		} else if (u >= 0xDC00 && u < 0xE000) {
+			goto bad;
+		}
+		if (!emit(out, out_len, &o, u))
+			goto bad;
+	}
+	out[o] = '\0';
+	return (int)o;
+bad:
+	out[0] = '\0';
+	return -EINVAL;
+}
+
+static bool put16(uint8_t *out, size_t out_len, size_t *o, uint32_t u, bool big_endian)
+{
+	if (*o + 2 > out_len)
+		return false;
+	out[*o + (big_endian ? 0 : 1)] = (uint8_t)(u >> 8);
+	out[*o + (big_endian ? 1 : 0)] = (uint8_t)u;
+	*o += 2;
+	return true;
+}
+
+int vhd_utf8_to_utf16(const char *in, bool big_endian, uint8_t *out, size_t out_len)
+{
+	const uint8_t *s = (const uint8_t *)in;
+	size_t o = 0;
+
+	while (*s) {
+		uint32_t cp;
+		unsigned extra;
+		if (*s < 0x80) {
+			cp = *s;
+			extra = 0;
+		} else if ((*s & 0xE0) == 0xC0) {
+			cp = *s & 0x1F;
+			extra = 1;
+		} else if ((*s & 0xF0) == 0xE0) {
+			cp = *s & 0x0F;
+			extra = 2;
+		} else if ((*s & 0xF8) == 0xF0) {
+			cp = *s & 0x07;
+			extra = 3;
+		} else {
+			return -EINVAL;
+		}
+		s++;
+		for (unsigned k = 0; k < extra; k++, s++) {
+			if ((*s & 0xC0) != 0x80)
+				return -EINVAL;
+			cp = (cp << 6) | (*s & 0x3F);
+		}
+		if (cp > 0x10FFFF || (cp >= 0xD800 && cp < 0xE000))
+			return -EINVAL;
+		if (cp >= 0x10000) {
+			cp -= 0x10000;
+			if (!put16(out, out_len, &o, 0xD800 + (cp >> 10), big_endian) ||
+			    !put16(out, out_len, &o, 0xDC00 + (cp & 0x3FF), big_endian))
+				return -EINVAL;
+		} else if (!put16(out, out_len, &o, cp, big_endian)) {
+			return -EINVAL;
+		}
+	}
+	return (int)o;
+}

@@ -1,0 +1,83 @@
+/* SPDX-License-Identifier: MIT */
+/* vhdtool: create, inspect, check and convert VHD images. */
+#include <stdio.h>
+#include <string.h>
+
+#include "vhdtool.h"
+
+const char *vhdtool_prog = "vhdtool";
+
+const struct command vhdtool_commands[] = {
+	{ "create", cmd_create,
+	  "[-t fixed|dynamic|differencing] [-b PARENT] [--block-size N] [--azure] FILE [SIZE]",
+	  "Create an image of exactly SIZE bytes (K, M, G, T suffixes are binary).\n"
+	  "  -t, --type TYPE      fixed, dynamic (default) or differencing\n"
+	  "  -b, --parent PARENT  make a differencing child of PARENT (size from PARENT)\n"
+	  "      --block-size N   dynamic block size, a power of two from 512K to 256M (default 2M)\n"
+	  "      --azure          fixed image for Azure: size rounded up to whole MiB, 20 MiB to 32 TiB" },
+	{ "info", cmd_info, "[--json] FILE",
+	  "Show an image's type, sizes, identity, checksums and its whole parent chain.\n"
+	  "      --json           machine-readable output (qemu-img's key names)" },
+	{ "check", cmd_check, "[--json] FILE",
+	  "Check an image's structure. Exit status: 0 clean, 1 the check could not complete,\n"
+	  "2 corruption found, 3 only leaked space.\n"
+	  "      --json           machine-readable output" },
+	{ "convert", cmd_convert,
+	  "[-f raw|vhd] [-O raw|fixed|dynamic] [-B PARENT] [--block-size N] [--azure] [-p] [--overwrite] SRC DST",
+	  "Copy a raw image or any VHD (a differencing chain reads through its parents)\n"
+	  "into a raw, fixed or dynamic image. Zero runs stay holes or unallocated.\n"
+	  "  -f FMT               source format (default: detected)\n"
+	  "  -O FMT               output format: raw, fixed or dynamic (default dynamic)\n"
+	  "  -B PARENT            write a differencing child of PARENT holding only what differs\n"
+	  "      --block-size N   block size of a dynamic or differencing output\n"
+	  "      --azure          fixed output for Azure (whole MiB, 20 MiB to 32 TiB)\n"
+	  "  -p, --progress       show progress\n"
+	  "      --overwrite      replace DST if it exists" },
+	{ "map", cmd_map, "[--json] FILE",
+	  "List the extents of the virtual disk: where data lives (which layer of a chain)\n"
+	  "and which ranges read as zeros.\n"
+	  "      --json           machine-readable output (qemu-img map's key names)" },
+	{ NULL, NULL, NULL, NULL },
+};
+
+static void usage(FILE *f)
+{
+	fprintf(f, "usage: %s COMMAND [OPTIONS] ...\n\nCommands:\n", vhdtool_prog);
+	for (const struct command *c = vhdtool_commands; c->name; c++)
+		fprintf(f, "  %s %s\n", c->name, c->usage);
+	fprintf(f, "\nSizes take binary suffixes K, M, G, T. '%s COMMAND --help' shows details.\n",
+		vhdtool_prog);
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 2) {
+		usage(stderr);
+		return EXIT_FAIL;
+	}
+	if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
+	    strcmp(argv[1], "help") == 0) {
+		usage(stdout);
+		return EXIT_OK;
+	}
+	if (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "-V") == 0) {
+		printf("vhdtool %s\n", LIBVHD_VERSION_STRING);
+		return EXIT_OK;
+	}
+	for (const struct command *c = vhdtool_commands; c->name; c++) {
+		if (strcmp(c->name, argv[1]) != 0)
+			continue;
+		for (int i = 2; i < argc; i++) {
+			if (strcmp(argv[i], "--") == 0)
+				break;
+			if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+				vt_command_help(c->name);
+				return EXIT_OK;
+			}
+		}
+		return c->run(argc - 1, argv + 1);
+	}
+	vt_error("unknown command '%s'", argv[1]);
+	usage(stderr);
+	return EXIT_FAIL;
+}
