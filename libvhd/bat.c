@@ -20,6 +20,12 @@ uint32_t vhd_bitmap_bytes(uint32_t block_size)
 	return (bytes + VHD_SECTOR_SIZE - 1) / VHD_SECTOR_SIZE * VHD_SECTOR_SIZE;
 }
 
+uint64_t vhd_block_slot(uint64_t from, uint32_t bitmap_bytes)
+{
+	const uint64_t page = 4096;
+	return (from + bitmap_bytes + page - 1) / page * page - bitmap_bytes;
+}
+
 /* Heapsort: in place, O(n log n) worst case, no libc needed. */
 static void sift_down(uint32_t *v, size_t root, size_t n)
 {

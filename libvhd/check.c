@@ -80,6 +80,10 @@ static bool check_footer(struct checker *c, const char *structure, uint64_t off,
 	return ok;
 }
 
+/* Gaps below a page are block alignment (Hyper-V aligns block data to
+ * 4 KiB, and so do we), not lost space. */
+#define LEAK_MIN 4096u
+
 struct region {
 	uint64_t start, end;
 	const char *what;
@@ -143,8 +147,14 @@ static void check_parent(struct checker *c, const struct vhd_footer *f, const st
 	img->footer = *f;
 	img->header = *h;
 	img->file_size = c->size;
-	if (vhd_chain_open_parent(img, 0, 0, NULL, &err) < 0)
+	int r = vhd_chain_open_parent(img, 0, 0, NULL, &err);
+	if (r == -ENOENT) {
+		/* The file is sound but its chain cannot be checked. */
+		WARN(c, "parent", "locator", 0, "%s", err.message);
+		c->rep->complete = false;
+	} else if (r < 0) {
 		CORRUPT(c, "parent", "locator", 0, "%s", err.message);
+	}
 	/* Warnings (timestamp) become findings, one per line. */
 	for (char *w = img->warnings; *w;) {
 		char *nl = strchr(w, '\n');
@@ -296,7 +306,7 @@ static void check_dynamic(struct checker *c, const struct vhd_footer *f, uint64_
 				CORRUPT(c, "locator", "data_offset", r->start,
 					"%s at 0x%llx overlaps %s", r->what, (unsigned long long)r->start,
 					prev->what);
-		} else if (r->start > covered && r->start - covered >= VHD_SECTOR_SIZE && r->is_block) {
+		} else if (r->start > covered && r->start - covered >= LEAK_MIN && r->is_block) {
 			c->rep->leaked_bytes += r->start - covered;
 		}
 		if (r->end > covered)
@@ -304,7 +314,7 @@ static void check_dynamic(struct checker *c, const struct vhd_footer *f, uint64_
 		if (!prev || r->end > prev->end)
 			prev = r;
 	}
-	if (footer_off > covered && footer_off - covered >= VHD_SECTOR_SIZE)
+	if (footer_off > covered && footer_off - covered >= LEAK_MIN)
 		c->rep->leaked_bytes += footer_off - covered;
 	if (c->rep->leaked_bytes)
 		finding(c, VHD_FINDING_LEAK, "file", "blocks", covered,

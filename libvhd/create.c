@@ -262,6 +262,7 @@ int vhd_create_io(struct vhd_io *io, const struct vhd_create_params *params,
 			if (r < 0)
 				goto fail;
 		}
+		end = vhd_block_slot(end, vhd_bitmap_bytes(p.block_size));
 		/* The file ends in the footer: size it first, then fill in. */
 		r = write_all(io, footer, sizeof(footer), end, err);
 		if (r < 0)

@@ -140,6 +140,9 @@ uint64_t vhd_bat_entries_needed(uint64_t virtual_size, uint32_t block_size);
 uint64_t vhd_bat_bytes(uint64_t entries);
 /* Bytes of a block's sector bitmap (whole sectors). */
 uint32_t vhd_bitmap_bytes(uint32_t block_size);
+/* The first block position at or after from whose data starts on a 4 KiB
+ * boundary, as Hyper-V lays blocks out (page-aligned data reads faster). */
+uint64_t vhd_block_slot(uint64_t from, uint32_t bitmap_bytes);
 void vhd_sort_u32(uint32_t *v, size_t n);
 
 /* ---- image.c ---------------------------------------------------------- */

@@ -365,9 +365,9 @@ static int load_bat(struct vhd_image *img, struct vhd_error *err)
 			meta_end = last_end;
 		vhd_free(sorted);
 	}
-	/* New blocks go where the end footer is now. */
+	/* New blocks go where the end footer is now (or just after it). */
 	uint64_t next = (img->footer_offset + VHD_SECTOR_SIZE - 1) & ~(uint64_t)(VHD_SECTOR_SIZE - 1);
-	img->next_block = next > meta_end ? next : meta_end;
+	img->next_block = vhd_block_slot(next > meta_end ? next : meta_end, img->bitmap_bytes);
 	return 0;
 }
 

@@ -254,7 +254,7 @@ static int allocate_block(struct vhd_image *img, uint32_t blk, uint32_t in_off,
 			  const uint8_t *buf, size_t len, uint64_t voff)
 {
 	uint64_t off = img->next_block;
-	uint64_t end = off + img->bitmap_bytes + img->block_size;
+	uint64_t end = vhd_block_slot(off + img->bitmap_bytes + img->block_size, img->bitmap_bytes);
 	bool diff = img->footer.disk_type == VHD_TYPE_DIFFERENCING;
 	struct bitmap_buf bm;
 	int r;
