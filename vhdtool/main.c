@@ -75,6 +75,10 @@ int main(int argc, char **argv)
 				return EXIT_OK;
 			}
 		}
+		/* getopt names the program by argv[0]: say "vhdtool create". */
+		char name[64];
+		snprintf(name, sizeof(name), "%s %s", vhdtool_prog, c->name);
+		argv[1] = name;
 		return c->run(argc - 1, argv + 1);
 	}
 	vt_error("unknown command '%s'", argv[1]);

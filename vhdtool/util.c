@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "vhdtool.h"
 
@@ -153,11 +154,16 @@ void json_string(FILE *f, const char *s)
 	fputc('"', f);
 }
 
+/*
+ * On a terminal the line is redrawn each 0.1%; elsewhere (a log) a line is
+ * written each 10%, so -p never floods a file.
+ */
 void progress_init(struct progress *p, bool enabled, uint64_t total)
 {
 	p->enabled = enabled;
+	p->tty = enabled && isatty(STDERR_FILENO);
 	p->total = total ? total : 1;
-	p->last_permille = -1;
+	p->last = -1;
 	progress_update(p, 0);
 }
 
@@ -165,11 +171,15 @@ void progress_update(struct progress *p, uint64_t done)
 {
 	if (!p->enabled)
 		return;
-	int permille = (int)(done * 10000 / p->total);
-	if (permille == p->last_permille)
+	int permille = (int)(done * 1000 / p->total);
+	int step = p->tty ? permille : permille / 100 * 100;
+	if (step == p->last)
 		return;
-	p->last_permille = permille;
-	fprintf(stderr, "\r    (%d.%02d/100%%)", permille / 100, permille % 100);
+	p->last = step;
+	if (p->tty)
+		fprintf(stderr, "\r    (%d.%d/100%%)", step / 10, step % 10);
+	else
+		fprintf(stderr, "    (%d/100%%)\n", step / 10);
 	fflush(stderr);
 }
 
@@ -178,7 +188,8 @@ void progress_done(struct progress *p)
 	if (!p->enabled)
 		return;
 	progress_update(p, p->total);
-	fputc('\n', stderr);
+	if (p->tty)
+		fputc('\n', stderr);
 }
 
 const char *vt_type_name(enum vhd_type t)

@@ -43,11 +43,12 @@ const char *vt_type_name(enum vhd_type t);
 /* JSON output helpers. */
 void json_string(FILE *f, const char *s);
 
-/* Progress on stderr: "(12.34/100%)" lines, as qemu-img -p. */
+/* Progress on stderr, as qemu-img -p: "(12.3/100%)". */
 struct progress {
 	bool enabled;
+	bool tty;
 	uint64_t total;
-	int last_permille;
+	int last;
 };
 void progress_init(struct progress *p, bool enabled, uint64_t total);
 void progress_update(struct progress *p, uint64_t done);

@@ -1,0 +1,71 @@
+# SPDX-License-Identifier: MIT
+# Shared helpers for the shell tests.  Each test sources this file, gets a
+# fresh scratch folder in $T (removed on exit) and exits 0 (pass), 77 (skip)
+# or anything else (fail).
+set -eu
+export LC_ALL=C
+VHDTOOL=${VHDTOOL:-$(cd "$(dirname "$0")/../.." && pwd)/build/vhdtool}
+TOP=$(cd "$(dirname "$0")/../.." && pwd)
+FIXTURES=$TOP/fixtures
+T=$(mktemp -d /tmp/vhdt.XXXXXX)
+cleanup_hooks=""
+cleanup() {
+	for h in $cleanup_hooks; do "$h" || true; done
+	rm -rf "$T"
+}
+trap cleanup EXIT
+on_exit() { cleanup_hooks="$cleanup_hooks $1"; }
+
+vhdtool() { "$VHDTOOL" "$@"; }
+
+fail() {
+	echo "FAIL: $*" >&2
+	exit 1
+}
+
+requires() {
+	command -v "$1" >/dev/null 2>&1 || { echo "SKIP: $1 is not installed"; exit 77; }
+}
+
+# expect_status CODE CMD...: run CMD, fail unless it exits with CODE.
+expect_status() {
+	want=$1
+	shift
+	set +e
+	"$@" >"$T/.out" 2>"$T/.err"
+	got=$?
+	set -e
+	if [ "$got" != "$want" ]; then
+		cat "$T/.out" "$T/.err" >&2
+		fail "'$*' exited $got, expected $want"
+	fi
+}
+
+# expect_error PATTERN CMD...: CMD must fail (non-zero) and say PATTERN on stderr.
+expect_error() {
+	pattern=$1
+	shift
+	set +e
+	"$@" >"$T/.out" 2>"$T/.err"
+	got=$?
+	set -e
+	[ "$got" != 0 ] || fail "'$*' succeeded; expected an error matching '$pattern'"
+	[ "$got" -lt 128 ] || { cat "$T/.err" >&2; fail "'$*' died of a signal ($got)"; }
+	grep -qE -- "$pattern" "$T/.err" || { cat "$T/.err" >&2; fail "'$*': error does not match '$pattern'"; }
+}
+
+# json_get FILE EXPR: evaluate a python expression on the parsed JSON (as j).
+json_get() {
+	/usr/bin/python3 -c 'import json,sys; j=json.load(open(sys.argv[1])); print(eval(sys.argv[2]))' "$1" "$2"
+}
+
+qemu_size() { qemu-img info --output=json -f "$2" "$1" | /usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)["virtual-size"])'; }
+vhdi_size() { vhdiinfo "$1" | sed -n 's/.*Media size.*(\([0-9]*\) bytes).*/\1/p'; }
+our_size() { vhdtool info --json "$1" | /usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)["virtual-size"])'; }
+digest() { md5sum "$1" | cut -d' ' -f1; }
+
+# Deterministic pseudo-random bytes: rand_bytes SEED COUNT
+rand_bytes() { openssl enc -aes-128-ctr -pass "pass:$1" -nosalt -pbkdf2 </dev/zero 2>/dev/null | head -c "$2"; }
+
+# Fill a raw file with random runs at the given offsets (bytes): put_data FILE SEED OFFSET LEN
+put_data() { rand_bytes "$2" "$4" | dd of="$1" bs=64k seek="$3" oflag=seek_bytes conv=notrunc status=none; }

@@ -1,0 +1,286 @@
+/* SPDX-License-Identifier: MIT */
+/* Shared helpers for the libvhd unit tests (see helpers.h). */
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <criterion/criterion.h>
+
+#include "helpers.h"
+
+uint64_t t_rand(uint64_t *state)
+{
+	uint64_t z = (*state += 0x9E3779B97F4A7C15ull);
+	z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+	z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+	return z ^ (z >> 31);
+}
+
+void t_fill(void *buf, size_t len, uint64_t seed)
+{
+	uint8_t *p = buf;
+	uint64_t st = seed * 2654435761u + 1;
+	for (size_t i = 0; i < len; i += 8) {
+		uint64_t v = t_rand(&st) | 0x0101010101010101ull; /* no zero bytes */
+		size_t n = len - i < 8 ? len - i : 8;
+		memcpy(p + i, &v, n);
+	}
+}
+
+bool t_all_zero(const void *buf, size_t len)
+{
+	const uint8_t *p = buf;
+	for (size_t i = 0; i < len; i++)
+		if (p[i])
+			return false;
+	return true;
+}
+
+struct vhd_image *t_create_mem(enum vhd_type type, uint64_t size, uint32_t block_size)
+{
+	struct vhd_io *io;
+	struct vhd_image *img = NULL;
+	struct vhd_error err = { 0 };
+	struct vhd_create_params p = { .type = type, .size = size, .block_size = block_size };
+
+	cr_assert_eq(vhd_io_mem_open(NULL, 0, &io), 0);
+	int r = vhd_create_io(io, &p, NULL, &img, &err);
+	cr_assert_eq(r, 0, "create type %d size %llu block %u: %d %s", (int)type,
+		     (unsigned long long)size, block_size, r, err.message);
+	cr_assert_not_null(img);
+	return img;
+}
+
+uint8_t *t_image_bytes(struct vhd_image *img, size_t *len)
+{
+	size_t n;
+	if (!img->read_only)
+		cr_assert_eq(vhd_flush(img), 0, "flush: %s", vhd_errmsg(img));
+	const uint8_t *d = vhd_io_mem_data(img->io, &n);
+	uint8_t *copy = malloc(n ? n : 1);
+	cr_assert_not_null(copy);
+	memcpy(copy, d, n);
+	*len = n;
+	return copy;
+}
+
+uint8_t *t_create_bytes(enum vhd_type type, uint64_t size, uint32_t block_size, size_t *len)
+{
+	struct vhd_image *img = t_create_mem(type, size, block_size);
+	uint8_t *b = t_image_bytes(img, len);
+	cr_assert_eq(vhd_close(img), 0);
+	return b;
+}
+
+int t_open_bytes(const uint8_t *data, size_t len, unsigned flags, struct vhd_image **out,
+		 struct vhd_error *err)
+{
+	struct vhd_io *io;
+	cr_assert_eq(vhd_io_mem_open(data, len, &io), 0);
+	return vhd_open_io(io, flags, out, err);
+}
+
+int t_check_bytes(const uint8_t *data, size_t len, struct vhd_check_report *rep)
+{
+	struct vhd_io *io;
+	cr_assert_eq(vhd_io_mem_open(data, len, &io), 0);
+	int r = vhd_check_io(io, false, rep);
+	vhd_io_close(io);
+	return r;
+}
+
+const char *t_report_text(const struct vhd_check_report *rep)
+{
+	static char text[4096];
+	size_t o = 0;
+	text[0] = '\0';
+	for (size_t i = 0; i < rep->count && o < sizeof(text); i++) {
+		const struct vhd_finding *f = &rep->findings[i];
+		int n = snprintf(text + o, sizeof(text) - o, "[%d %s.%s@%llu: %s] ", (int)f->kind,
+				 f->structure, f->field, (unsigned long long)f->offset, f->message);
+		if (n < 0)
+			break;
+		o += (size_t)n;
+	}
+	return text;
+}
+
+void t_fix_footer(uint8_t *footer)
+{
+	vhd_put_be32(footer + T_F_CHECKSUM, vhd_checksum(footer, VHD_FOOTER_SIZE, T_F_CHECKSUM));
+}
+
+void t_fix_header(uint8_t *header)
+{
+	vhd_put_be32(header + T_H_CHECKSUM, vhd_checksum(header, VHD_HEADER_SIZE, T_H_CHECKSUM));
+}
+
+static void patch_footers(uint8_t *file, size_t len, size_t field, uint64_t v, int bytes)
+{
+	uint8_t *footers[2] = { file + len - VHD_FOOTER_SIZE, NULL };
+	if (len >= 2 * VHD_FOOTER_SIZE && memcmp(file, "conectix", 8) == 0)
+		footers[1] = file;
+	for (int i = 0; i < 2; i++) {
+		if (!footers[i])
+			continue;
+		if (bytes == 8)
+			vhd_put_be64(footers[i] + field, v);
+		else
+			vhd_put_be32(footers[i] + field, (uint32_t)v);
+		t_fix_footer(footers[i]);
+	}
+}
+
+void t_patch_footers_be64(uint8_t *file, size_t len, size_t field, uint64_t v)
+{
+	patch_footers(file, len, field, v, 8);
+}
+
+void t_patch_footers_be32(uint8_t *file, size_t len, size_t field, uint32_t v)
+{
+	patch_footers(file, len, field, v, 4);
+}
+
+/* ---- a memory backend with a real folder for parents ------------------- */
+
+struct sib_io {
+	struct vhd_io base;
+	struct vhd_io *inner;
+	char *dir;
+};
+
+static struct vhd_io *sib_inner(struct vhd_io *io)
+{
+	return ((struct sib_io *)io)->inner;
+}
+
+static int sib_pread(struct vhd_io *io, void *buf, size_t len, uint64_t off)
+{
+	return sib_inner(io)->ops->pread(sib_inner(io), buf, len, off);
+}
+
+static int sib_pwrite(struct vhd_io *io, const void *buf, size_t len, uint64_t off)
+{
+	return sib_inner(io)->ops->pwrite(sib_inner(io), buf, len, off);
+}
+
+static int sib_flush(struct vhd_io *io)
+{
+	return sib_inner(io)->ops->flush(sib_inner(io));
+}
+
+static int sib_size(struct vhd_io *io, uint64_t *size)
+{
+	return sib_inner(io)->ops->size(sib_inner(io), size);
+}
+
+static int sib_truncate(struct vhd_io *io, uint64_t size)
+{
+	return sib_inner(io)->ops->truncate(sib_inner(io), size);
+}
+
+static int sib_discard(struct vhd_io *io, uint64_t off, uint64_t len)
+{
+	struct vhd_io *in = sib_inner(io);
+	return in->ops->discard ? in->ops->discard(in, off, len) : -EOPNOTSUPP;
+}
+
+static int sib_open_sibling(struct vhd_io *io, const char *path, struct vhd_io **out)
+{
+	struct sib_io *s = (struct sib_io *)io;
+	char full[4096];
+	if (path[0] == '/')
+		snprintf(full, sizeof(full), "%s", path);
+	else
+		snprintf(full, sizeof(full), "%s/%s", s->dir, path);
+	return vhd_io_posix_open(full, 0, out, NULL);
+}
+
+static void sib_close(struct vhd_io *io)
+{
+	struct sib_io *s = (struct sib_io *)io;
+	vhd_io_close(s->inner);
+	free(s->dir);
+	free(s);
+}
+
+static const struct vhd_io_ops sib_ops = {
+	.pread = sib_pread,
+	.pwrite = sib_pwrite,
+	.flush = sib_flush,
+	.size = sib_size,
+	.truncate = sib_truncate,
+	.discard = sib_discard,
+	.open_sibling = sib_open_sibling,
+	.close = sib_close,
+};
+
+int t_sibling_io_open(struct vhd_io *inner, const char *dir, struct vhd_io **out)
+{
+	struct sib_io *s = calloc(1, sizeof(*s));
+	if (!s)
+		return -ENOMEM;
+	s->dir = strdup(dir);
+	if (!s->dir) {
+		free(s);
+		return -ENOMEM;
+	}
+	s->base.ops = &sib_ops;
+	s->base.name = "(memory child)";
+	s->inner = inner;
+	*out = &s->base;
+	return 0;
+}
+
+struct vhd_io *t_sibling_io_inner(struct vhd_io *io)
+{
+	return sib_inner(io);
+}
+
+/* ---- files ------------------------------------------------------------ */
+
+char *t_mkdtemp(void)
+{
+	const char *base = getenv("TMPDIR");
+	char tmpl[4096];
+	snprintf(tmpl, sizeof(tmpl), "%s/libvhd-unit-XXXXXX", base && *base ? base : "/tmp");
+	char *d = mkdtemp(tmpl);
+	cr_assert_not_null(d, "mkdtemp: %s", strerror(errno));
+	return strdup(d);
+}
+
+void t_rmtree(const char *dir)
+{
+	DIR *d = opendir(dir);
+	if (!d)
+		return;
+	struct dirent *e;
+	char path[4096];
+	while ((e = readdir(d)) != NULL) {
+		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+		unlink(path);
+	}
+	closedir(d);
+	rmdir(dir);
+}
+
+uint8_t *t_read_file(const char *path, size_t *len)
+{
+	FILE *f = fopen(path, "rb");
+	cr_assert_not_null(f, "%s: %s", path, strerror(errno));
+	cr_assert_eq(fseek(f, 0, SEEK_END), 0);
+	long n = ftell(f);
+	cr_assert(n >= 0);
+	rewind(f);
+	uint8_t *buf = malloc((size_t)n + 1);
+	cr_assert_not_null(buf);
+	cr_assert_eq(fread(buf, 1, (size_t)n, f), (size_t)n);
+	fclose(f);
+	*len = (size_t)n;
+	return buf;
+}

@@ -1,0 +1,80 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Shared helpers for the libvhd unit tests: deterministic data, images built
+ * in memory, field patching with checksums recomputed, and a memory backend
+ * that can open a parent from a real folder.
+ */
+#ifndef UNIT_HELPERS_H
+#define UNIT_HELPERS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "endian.h"
+#include "internal.h"
+#include "libvhd.h"
+
+/* Byte offsets of on-disk fields (the specification's layout). */
+#define T_F_FEATURES 8
+#define T_F_VERSION 12
+#define T_F_DATA_OFFSET 16
+#define T_F_CREATOR_APP 28
+#define T_F_CURRENT_SIZE 48
+#define T_F_GEOMETRY 56
+#define T_F_DISK_TYPE 60
+#define T_F_CHECKSUM 64
+#define T_H_TABLE_OFFSET 16
+#define T_H_MAX_ENTRIES 28
+#define T_H_BLOCK_SIZE 32
+#define T_H_CHECKSUM 36
+#define T_H_LOCATORS 576
+
+#define T_KIB 1024ull
+#define T_MIB (1024ull * 1024)
+#define T_GIB (1024ull * 1024 * 1024)
+
+/* splitmix64: a small, deterministic generator. */
+uint64_t t_rand(uint64_t *state);
+/* Fill buf with bytes derived from seed (never all zero). */
+void t_fill(void *buf, size_t len, uint64_t seed);
+bool t_all_zero(const void *buf, size_t len);
+
+/* Create an image on a fresh memory backend; asserts success. */
+struct vhd_image *t_create_mem(enum vhd_type type, uint64_t size, uint32_t block_size);
+/* Create an image in memory and return a malloc'ed copy of its bytes. */
+uint8_t *t_create_bytes(enum vhd_type type, uint64_t size, uint32_t block_size, size_t *len);
+/* A malloc'ed copy of an open memory-backed image's file (flushed first). */
+uint8_t *t_image_bytes(struct vhd_image *img, size_t *len);
+/* Open a copy of data as an image on a memory backend. */
+int t_open_bytes(const uint8_t *data, size_t len, unsigned flags, struct vhd_image **out,
+		 struct vhd_error *err);
+/* Run vhd_check_io over a copy of data; the caller frees the report. */
+int t_check_bytes(const uint8_t *data, size_t len, struct vhd_check_report *rep);
+/* A one-line summary of a check report's findings (static buffer). */
+const char *t_report_text(const struct vhd_check_report *rep);
+
+/* Recompute the checksum of a footer (512 bytes) or dynamic header. */
+void t_fix_footer(uint8_t *footer);
+void t_fix_header(uint8_t *header);
+/* Patch a big-endian field in both footers of a dynamic image (or the one
+ * footer of a fixed image) and fix their checksums. */
+void t_patch_footers_be64(uint8_t *file, size_t len, size_t field, uint64_t v);
+void t_patch_footers_be32(uint8_t *file, size_t len, size_t field, uint32_t v);
+
+/*
+ * A memory backend whose open_sibling opens files relative to a real
+ * folder through the POSIX backend: lets a memory copy of a differencing
+ * child find its parent on disk.  Owns inner.
+ */
+int t_sibling_io_open(struct vhd_io *inner, const char *dir, struct vhd_io **out);
+/* The memory backend inside. */
+struct vhd_io *t_sibling_io_inner(struct vhd_io *io);
+
+/* Make a temporary folder (mkdtemp); remove it with t_rmtree. */
+char *t_mkdtemp(void);
+void t_rmtree(const char *dir);
+/* Read a whole file into a malloc'ed buffer; asserts success. */
+uint8_t *t_read_file(const char *path, size_t *len);
+
+#endif
