@@ -153,28 +153,6 @@ static void gather_candidates(struct vhd_image *img, struct candidates *cs)
 		add(cs, absolute.c[i].path, absolute.c[i].shown);
 }
 
-static const char *errno_text(int code)
-{
-	switch (code) {
-	case -ENOENT:
-		return "not found";
-	case -ENODEV:
-		return "not a regular file";
-	case -EACCES:
-	case -EPERM:
-		return "permission denied";
-	case -EISDIR:
-		return "is a folder";
-	case -ENOTDIR:
-		return "a path component is not a folder";
-	case -ELOOP:
-		return "too many symbolic links";
-	case -ENAMETOOLONG:
-		return "name too long";
-	}
-	return "cannot be opened";
-}
-
 static bool seen_uuid(const uint8_t (*seen)[16], int depth, const uint8_t *uuid)
 {
 	for (int i = 0; i <= depth; i++)
@@ -228,7 +206,7 @@ int vhd_chain_open_parent(struct vhd_image *img, unsigned flags, int depth,
 
 		int pr = img->io->ops->open_sibling(img->io, cs->c[i].path, &pio);
 		if (pr < 0) {
-			reason = errno_text(pr);
+			reason = vhd_strerror(pr);
 		} else {
 			pr = vhd_open_io_depth(pio, flags & ~VHD_OPEN_RDWR, depth + 1,
 					       (const uint8_t(*)[16])chain, &parent, &perr);

@@ -98,8 +98,8 @@ static int write_all(struct vhd_io *io, const void *buf, size_t len, uint64_t of
 {
 	int r = io->ops->pwrite(io, buf, len, off);
 	if (r < 0)
-		vhd_set_error(err, r, "%s: write of %zu bytes at offset %llu failed", io->name, len,
-			      (unsigned long long)off);
+		vhd_set_error(err, r, "%s: write of %zu bytes at offset %llu failed: %s", io->name, len,
+			      (unsigned long long)off, vhd_strerror(r));
 	return r;
 }
 

@@ -3,6 +3,7 @@
  * A small snprintf for error messages.  The core must build freestanding
  * (UEFI), where no C library formatter exists.
  */
+#include <errno.h>
 #include <string.h>
 
 #include "internal.h"
@@ -164,4 +165,45 @@ void vhd_uuid_text(const uint8_t uuid[16], char out[37])
 		out[o++] = hex[uuid[i] & 15];
 	}
 	out[o] = '\0';
+}
+
+/* The C library's strerror is not available freestanding. */
+const char *vhd_strerror(int code)
+{
+	switch (code < 0 ? -code : code) {
+	case ENOSPC:
+		return "no space left on device";
+	case EDQUOT:
+		return "disk quota exceeded";
+	case EIO:
+		return "input/output error";
+	case EROFS:
+		return "read-only file system";
+	case EACCES:
+	case EPERM:
+		return "permission denied";
+	case ENOMEM:
+		return "out of memory";
+	case EFBIG:
+		return "file too large";
+	case ENOENT:
+		return "not found";
+	case EINVAL:
+		return "invalid argument";
+	case EBUSY:
+		return "in use by another writer";
+	case EISDIR:
+		return "is a folder";
+	case ENODEV:
+		return "not a regular file";
+	case ENOTDIR:
+		return "a path component is not a folder";
+	case ELOOP:
+		return "too many levels of links or parents";
+	case ENAMETOOLONG:
+		return "name too long";
+	case EOPNOTSUPP:
+		return "operation not supported";
+	}
+	return "error";
 }

@@ -119,6 +119,8 @@ int vhd_format(char *buf, size_t len, const char *fmt, ...)
 void vhd_set_error(struct vhd_error *err, int code, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 size_t vhd_strlcpy(char *dst, const char *src, size_t len);
+/* A short text for a (negative or positive) errno value. */
+const char *vhd_strerror(int code);
 
 /* ---- bitmap.c --------------------------------------------------------- */
 

@@ -98,8 +98,8 @@ static int read_file(struct vhd_image *img, void *buf, size_t len, uint64_t off)
 {
 	int r = img->io->ops->pread(img->io, buf, len, off);
 	if (r < 0)
-		return vhd_img_error(img, r, "%s: read of %zu bytes at 0x%llx failed",
-				     img->io->name, len, (unsigned long long)off);
+		return vhd_img_error(img, r, "%s: read of %zu bytes at 0x%llx failed: %s",
+				     img->io->name, len, (unsigned long long)off, vhd_strerror(r));
 	return 0;
 }
 
@@ -107,8 +107,8 @@ static int write_file(struct vhd_image *img, const void *buf, size_t len, uint64
 {
 	int r = img->io->ops->pwrite(img->io, buf, len, off);
 	if (r < 0)
-		return vhd_img_error(img, r, "%s: write of %zu bytes at 0x%llx failed",
-				     img->io->name, len, (unsigned long long)off);
+		return vhd_img_error(img, r, "%s: write of %zu bytes at 0x%llx failed: %s",
+				     img->io->name, len, (unsigned long long)off, vhd_strerror(r));
 	return 0;
 }
 
@@ -420,7 +420,7 @@ static int flush_io(struct vhd_image *img)
 {
 	int r = img->io->ops->flush(img->io);
 	if (r < 0)
-		return vhd_img_error(img, r, "%s: flush failed", img->io->name);
+		return vhd_img_error(img, r, "%s: flush failed: %s", img->io->name, vhd_strerror(r));
 	return 0;
 }
 
