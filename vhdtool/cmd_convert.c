@@ -4,6 +4,7 @@
 #include <getopt.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -191,45 +192,130 @@ static int write_changed(struct dest *d, const uint8_t *buf, uint8_t *pbuf, size
 	return 0;
 }
 
+/*
+ * Copy with a few workers, each taking the next chunk: reads (and zero
+ * detection) overlap with writes.  A dynamic or differencing output is
+ * written in order, so its blocks lie in the file in disk order; a raw or
+ * fixed output takes writes in any order.
+ */
+struct copy_job {
+	struct source *src;
+	struct dest *d;
+	uint64_t chunks;
+	uint64_t next_chunk;    /* atomic: the next chunk to take */
+	bool ordered;
+	pthread_mutex_t lock;
+	pthread_cond_t turn_changed;
+	uint64_t turn;          /* under lock: the chunk whose write is due */
+	uint64_t done_bytes;    /* under lock */
+	bool failed;            /* under lock */
+	struct progress prog;
+};
+
+struct copy_worker {
+	struct copy_job *job;
+	uint8_t *buf, *pbuf;
+};
+
+/* Read chunk [off, off + len) into buf; zero extents are not read. */
+static int read_chunk(struct source *src, uint8_t *buf, uint64_t off, size_t len)
+{
+	size_t done = 0;
+	while (done < len) {
+		uint64_t n = len - done;
+		if (source_zero_extent(src, off + done, &n))
+			memset(buf + done, 0, (size_t)n);
+		else if (source_read(src, buf + done, (size_t)n, off + done) < 0)
+			return -1;
+		done += (size_t)n;
+	}
+	return 0;
+}
+
+static void *copy_worker(void *arg)
+{
+	struct copy_worker *w = arg;
+	struct copy_job *job = w->job;
+	for (;;) {
+		uint64_t i = __atomic_fetch_add(&job->next_chunk, 1, __ATOMIC_RELAXED);
+		if (i >= job->chunks)
+			break;
+		uint64_t off = i * CHUNK;
+		size_t len = (size_t)(job->src->size - off < CHUNK ? job->src->size - off : CHUNK);
+		int r = read_chunk(job->src, w->buf, off, len);
+
+		pthread_mutex_lock(&job->lock);
+		while (job->ordered && job->turn != i && !job->failed)
+			pthread_cond_wait(&job->turn_changed, &job->lock);
+		bool stop = job->failed;
+		pthread_mutex_unlock(&job->lock);
+		if (!stop && r == 0)
+			r = job->d->parent ? write_changed(job->d, w->buf, w->pbuf, len, off)
+					   : write_nonzero(job->d, w->buf, len, off);
+
+		pthread_mutex_lock(&job->lock);
+		if (r < 0 || stop)
+			job->failed = true;
+		job->turn = i + 1;
+		job->done_bytes += len;
+		progress_update(&job->prog, job->done_bytes);
+		pthread_cond_broadcast(&job->turn_changed);
+		pthread_mutex_unlock(&job->lock);
+		if (job->failed)
+			break;
+	}
+	return NULL;
+}
+
+#define WORKERS 4
+
 static int copy_data(struct source *src, struct dest *d, bool progress_on)
 {
-	uint8_t *buf = malloc(CHUNK), *pbuf = d->parent ? malloc(CHUNK) : NULL;
-	struct progress prog;
-	int status = -1;
+	struct copy_job job = {
+		.src = src,
+		.d = d,
+		.chunks = (src->size + CHUNK - 1) / CHUNK,
+		.ordered = d->img && vhd_get_type(d->img) != VHD_TYPE_FIXED,
+	};
+	struct copy_worker w[WORKERS];
+	pthread_t th[WORKERS];
+	int started = 0;
 
-	if (!buf || (d->parent && !pbuf)) {
-		vt_error("out of memory");
-		goto out;
-	}
-	progress_init(&prog, progress_on, src->size);
-	for (uint64_t off = 0; off < src->size;) {
-		uint64_t len = CHUNK - off % CHUNK;
-		if (len > src->size - off)
-			len = src->size - off;
-		if (source_zero_extent(src, off, &len)) {
-			if (d->parent) {
-				memset(buf, 0, (size_t)len);
-				if (write_changed(d, buf, pbuf, (size_t)len, off) < 0)
-					goto out;
-			}
-			off += len;
-			progress_update(&prog, off);
-			continue;
+	pthread_mutex_init(&job.lock, NULL);
+	pthread_cond_init(&job.turn_changed, NULL);
+	progress_init(&job.prog, progress_on, src->size);
+	for (int i = 0; i < WORKERS; i++) {
+		w[i].job = &job;
+		w[i].buf = malloc(CHUNK);
+		w[i].pbuf = d->parent ? malloc(CHUNK) : NULL;
+		if (!w[i].buf || (d->parent && !w[i].pbuf)) {
+			vt_error("out of memory");
+			job.failed = true;
+			free(w[i].buf);
+			free(w[i].pbuf);
+			break;
 		}
-		if (source_read(src, buf, (size_t)len, off) < 0)
-			goto out;
-		if (d->parent ? write_changed(d, buf, pbuf, (size_t)len, off) < 0
-			      : write_nonzero(d, buf, (size_t)len, off) < 0)
-			goto out;
-		off += len;
-		progress_update(&prog, off);
+		if (pthread_create(&th[i], NULL, copy_worker, &w[i]) != 0) {
+			free(w[i].buf);
+			free(w[i].pbuf);
+			break;
+		}
+		started++;
 	}
-	progress_done(&prog);
-	status = 0;
-out:
-	free(buf);
-	free(pbuf);
-	return status;
+	if (!started) {
+		vt_error("cannot start a worker thread");
+		job.failed = true;
+	}
+	for (int i = 0; i < started; i++) {
+		pthread_join(th[i], NULL);
+		free(w[i].buf);
+		free(w[i].pbuf);
+	}
+	if (!job.failed)
+		progress_done(&job.prog);
+	pthread_cond_destroy(&job.turn_changed);
+	pthread_mutex_destroy(&job.lock);
+	return job.failed ? -1 : 0;
 }
 
 int cmd_convert(int argc, char **argv)
