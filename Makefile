@@ -92,7 +92,7 @@ asan:
 	$(MAKE) BUILD=build/asan SAN=1 all build/asan/unit-tests
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
 		timeout 600 build/asan/unit-tests --jobs 2
-	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 SANITIZED=1 \
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 SANITIZED=1 \
 		VHDTOOL=$(abspath build/asan/vhdtool) timeout 1200 tests/cli/run.sh
 
 check: deps

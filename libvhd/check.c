@@ -148,7 +148,7 @@ static void check_parent(struct checker *c, const struct vhd_footer *f, const st
 	img->header = *h;
 	img->file_size = c->size;
 	int r = vhd_chain_open_parent(img, 0, 0, NULL, &err);
-	if (r == -ENOENT) {
+	if (r == -ENOENT || r == -ENODEV) {
 		/* The file is sound but its chain cannot be checked. */
 		WARN(c, "parent", "locator", 0, "%s", err.message);
 		c->rep->complete = false;
@@ -219,6 +219,16 @@ static void check_dynamic(struct checker *c, const struct vhd_footer *f, uint64_
 		c->rep->complete = false;
 		return;
 	}
+	uint64_t declared = vhd_bat_bytes(h.max_table_entries);
+	if (!vhd_range_ok(h.table_offset, declared, footer_off))
+		CORRUPT(c, "header", "max_table_entries", hoff + 28,
+			"a BAT of %u entries at 0x%llx would run past the data area (0x%llx); the disk needs %llu",
+			h.max_table_entries, (unsigned long long)h.table_offset,
+			(unsigned long long)footer_off, (unsigned long long)needed);
+	else if (h.max_table_entries > needed)
+		WARN(c, "header", "max_table_entries", hoff + 28,
+		     "%u entries for a disk that needs %llu", h.max_table_entries,
+		     (unsigned long long)needed);
 	if (f->disk_type == VHD_TYPE_DYNAMIC && vsize > VHD_MAX_DYNAMIC_SIZE)
 		WARN(c, "footer", "current_size", footer_off + 48,
 		     "%llu bytes is more than the 2040 GiB the specification allows",
@@ -248,7 +258,9 @@ static void check_dynamic(struct checker *c, const struct vhd_footer *f, uint64_
 	size_t n = 0;
 	reg[n++] = (struct region){ 0, VHD_FOOTER_SIZE, "the footer copy", false, 0 };
 	reg[n++] = (struct region){ hoff, hoff + VHD_HEADER_SIZE, "the dynamic header", false, 0 };
-	reg[n++] = (struct region){ h.table_offset, h.table_offset + bat_len, "the BAT", false, 0 };
+	/* The BAT as declared, when it fits: blocks must not overlap any of it. */
+	uint64_t bat_region = vhd_range_ok(h.table_offset, declared, footer_off) ? declared : bat_len;
+	reg[n++] = (struct region){ h.table_offset, h.table_offset + bat_region, "the BAT", false, 0 };
 	if (f->disk_type == VHD_TYPE_DIFFERENCING) {
 		for (int i = 0; i < VHD_LOCATOR_COUNT; i++) {
 			const struct vhd_locator_entry *l = &h.loc[i];
@@ -328,6 +340,20 @@ out:
 	vhd_free(bat);
 }
 
+static bool cookie_at(struct checker *c, uint64_t off, const char *cookie)
+{
+	char buf[8];
+	return vhd_range_ok(off, 8, c->size) && c->io->ops->pread(c->io, buf, 8, off) == 0 &&
+	       memcmp(buf, cookie, 8) == 0;
+}
+
+static bool looks_like_vhd(struct checker *c)
+{
+	return cookie_at(c, 0, "conectix") || cookie_at(c, VHD_FOOTER_SIZE, "cxsparse") ||
+	       (c->size >= VHD_FOOTER_SIZE && cookie_at(c, c->size - VHD_FOOTER_SIZE, "conectix")) ||
+	       (c->size >= VHD_LEGACY_FOOTER_SIZE && cookie_at(c, c->size - VHD_LEGACY_FOOTER_SIZE, "conectix"));
+}
+
 int vhd_check_io(struct vhd_io *io, bool check_parent_image, struct vhd_check_report *rep)
 {
 	struct checker c = { io, rep, 0 };
@@ -342,6 +368,13 @@ int vhd_check_io(struct vhd_io *io, bool check_parent_image, struct vhd_check_re
 	int r = io->ops->size(io, &c.size);
 	if (r < 0)
 		return r;
+	if (!looks_like_vhd(&c)) {
+		/* Nothing says this file was ever a VHD: there is nothing to check. */
+		WARN(&c, "file", "cookie", 0,
+		     "not a VHD image: no 'conectix' footer at the end or at offset 0, no 'cxsparse' header at 512");
+		rep->complete = false;
+		return 0;
+	}
 	if (c.size < VHD_LEGACY_FOOTER_SIZE) {
 		CORRUPT(&c, "file", "size", 0, "the file has %llu bytes, too few for a VHD footer",
 			(unsigned long long)c.size);

@@ -27,6 +27,14 @@ requires() {
 	command -v "$1" >/dev/null 2>&1 || { echo "SKIP: $1 is not installed"; exit 77; }
 }
 
+# A sanitizer report is a failure whatever the exit code.
+no_sanitizer_report() {
+	if grep -qE 'AddressSanitizer|LeakSanitizer|runtime error:' "$T/.err"; then
+		cat "$T/.err" >&2
+		fail "'$*': sanitizer report"
+	fi
+}
+
 # expect_status CODE CMD...: run CMD, fail unless it exits with CODE.
 expect_status() {
 	want=$1
@@ -35,6 +43,7 @@ expect_status() {
 	"$@" >"$T/.out" 2>"$T/.err"
 	got=$?
 	set -e
+	no_sanitizer_report "$@"
 	if [ "$got" != "$want" ]; then
 		cat "$T/.out" "$T/.err" >&2
 		fail "'$*' exited $got, expected $want"
@@ -49,6 +58,7 @@ expect_error() {
 	"$@" >"$T/.out" 2>"$T/.err"
 	got=$?
 	set -e
+	no_sanitizer_report "$@"
 	[ "$got" != 0 ] || fail "'$*' succeeded; expected an error matching '$pattern'"
 	[ "$got" -lt 128 ] || { cat "$T/.err" >&2; fail "'$*' died of a signal ($got)"; }
 	grep -qE -- "$pattern" "$T/.err" || { cat "$T/.err" >&2; fail "'$*': error does not match '$pattern'"; }
