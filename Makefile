@@ -37,7 +37,7 @@ UNIT_BIN    := $(BUILD)/unit-tests
 SONAME      := libvhd.so.$(SOVERSION)
 SHLIB       := $(BUILD)/libvhd.so.$(VERSION)
 
-.PHONY: all clean check deps unit cli asan demo install core-purity bench
+.PHONY: all clean check deps unit cli asan demo install core-purity freestanding bench
 all: $(BUILD)/libvhd.a $(BUILD)/libvhd.so $(BUILD)/vhdtool $(BUILD)/libvhd.pc
 
 $(BUILD)/obj/libvhd/%.o: libvhd/%.c libvhd/*.h | $(BUILD)/obj/libvhd
@@ -77,6 +77,26 @@ core-purity:
 		libvhd/platform.h libvhd/endian.h); \
 	if [ -n "$$bad" ]; then echo "core sources include host headers:"; echo "$$bad"; exit 1; fi
 
+# Compile the core as firmware would: no C library headers but the
+# compiler's own and libvhd/freestanding/; the only symbols it may need from
+# its host are the string functions and the platform.h hooks.
+FREE_ALLOWED := memcpy memmove memset memcmp strlen strcmp strncmp strchr \
+	vhd_malloc vhd_calloc vhd_free vhd_mutex_new vhd_mutex_lock vhd_mutex_unlock \
+	vhd_mutex_free vhd_time_now vhd_uuid_generate
+freestanding: core-purity
+	@mkdir -p $(BUILD)/free
+	@for s in $(CORE_SRCS); do \
+		$(CC) -std=c11 $(WARN) -O2 -ffreestanding -fno-builtin -nostdinc \
+			-isystem $$($(CC) -print-file-name=include) -Ilibvhd/freestanding -Ilibvhd \
+			-c -o $(BUILD)/free/$$s.o libvhd/$$s.c || exit 1; \
+	done
+	@$(LD) -r -o $(BUILD)/free/core.o $(addprefix $(BUILD)/free/,$(addsuffix .o,$(CORE_SRCS)))
+	@undef=$$(nm -u $(BUILD)/free/core.o | awk '{print $$2}'); \
+	for u in $$undef; do \
+		case " $(FREE_ALLOWED) " in *" $$u "*) ;; \
+		*) echo "freestanding core needs '$$u' from its host"; exit 1 ;; esac; \
+	done; echo "freestanding core: builds; needs only: $$(echo $$undef)"
+
 # ---- tests ---------------------------------------------------------------
 
 deps:
@@ -96,7 +116,7 @@ asan:
 		VHDTOOL=$(abspath build/asan/vhdtool) timeout 1200 tests/cli/run.sh
 
 check: deps
-	$(MAKE) all core-purity
+	$(MAKE) all freestanding
 	$(MAKE) unit
 	$(MAKE) cli
 	$(MAKE) asan

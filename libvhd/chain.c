@@ -22,7 +22,7 @@ static void add(struct candidates *cs, const char *path, const char *shown)
 	if (!*path || cs->n == MAX_CANDIDATES)
 		return;
 	for (int i = 0; i < cs->n; i++)
-		if (strcmp(cs->c[i].path, path) == 0)
+		if (strcmp(cs[0].c[i].path, path) == 0)
 			return;
 	vhd_strlcpy(cs->c[cs->n].path, path, sizeof(cs->c[0].path));
 	vhd_strlcpy(cs->c[cs->n].shown, shown, sizeof(cs->c[0].shown));
@@ -114,12 +114,13 @@ bool vhd_read_locator(struct vhd_image *img, int i, struct vhd_locator *out)
 	return out->valid;
 }
 
-static void gather_candidates(struct vhd_image *img, struct candidates *cs)
+/* Fill cs with the paths to try; absolute is scratch space. */
+static void gather_candidates(struct vhd_image *img, struct candidates *cs,
+			      struct candidates *absolute)
 {
 	struct vhd_locator loc;
 	char generic[VHD_LOCATOR_MAX_PATH];
 	char name[VHD_LOCATOR_MAX_PATH];
-	struct candidates absolute = { .n = 0 };
 	bool have_name = vhd_utf16_to_utf8(img->header.parent_name, sizeof(img->header.parent_name),
 					   true, name, sizeof(name)) > 0;
 
@@ -141,22 +142,22 @@ static void gather_candidates(struct vhd_image *img, struct candidates *cs)
 		if (code == VHD_PLAT_MACX) {
 			if (file_url_to_path(loc.path, generic, sizeof(generic))) {
 				add(cs, basename_of(generic), basename_of(generic));
-				add(&absolute, generic, loc.path);
+				add(absolute, generic, loc.path);
 			}
 		} else if (code == VHD_PLAT_W2KU) {
 			windows_to_generic(loc.path, generic, sizeof(generic));
 			add(cs, basename_of(generic), basename_of(loc.path));
-			add(&absolute, generic, loc.path);
+			add(absolute, generic, loc.path);
 		}
 	}
-	for (int i = 0; i < absolute.n; i++)
-		add(cs, absolute.c[i].path, absolute.c[i].shown);
+	for (int i = 0; i < absolute->n; i++)
+		add(cs, absolute->c[i].path, absolute->c[i].shown);
 }
 
-static bool seen_uuid(const uint8_t (*seen)[16], int depth, const uint8_t *uuid)
+bool vhd_chain_has_uuid(const uint8_t (*chain)[16], int n, const uint8_t *uuid)
 {
-	for (int i = 0; i <= depth; i++)
-		if (memcmp(seen[i], uuid, 16) == 0)
+	for (int i = 0; i < n; i++)
+		if (memcmp(chain[i], uuid, 16) == 0)
 			return true;
 	return false;
 }
@@ -172,13 +173,14 @@ int vhd_chain_open_parent(struct vhd_image *img, unsigned flags, int depth,
 	size_t tlen = 0;
 	char expect[37], got[37];
 	int r = -ENOENT;
+	bool cycle = false;
 
 	if (!err)
 		err = &local;
 	if (depth >= VHD_MAX_CHAIN_DEPTH) {
-		vhd_set_error(err, -ELOOP, "%s: the parent chain is deeper than %d images", name,
+		vhd_set_error(err, -EMLINK, "%s: the parent chain is deeper than %d images", name,
 			      VHD_MAX_CHAIN_DEPTH);
-		return -ELOOP;
+		return -EMLINK;
 	}
 	if (seen)
 		memcpy(chain, seen, sizeof(chain[0]) * (size_t)(depth));
@@ -188,43 +190,39 @@ int vhd_chain_open_parent(struct vhd_image *img, unsigned flags, int depth,
 		r = -ENOTSUP;
 		goto missing;
 	}
-	cs = vhd_malloc(sizeof(*cs));
+	cs = vhd_malloc(2 * sizeof(*cs));
 	if (!cs) {
 		vhd_set_error(err, -ENOMEM, "out of memory");
 		return -ENOMEM;
 	}
-	cs->n = 0;
-	gather_candidates(img, cs);
+	cs[0].n = cs[1].n = 0;
+	gather_candidates(img, &cs[0], &cs[1]);
 	vhd_uuid_text(img->header.parent_uuid, expect);
 
-	for (int i = 0; i < cs->n; i++) {
+	for (int i = 0; i < cs[0].n; i++) {
 		struct vhd_io *pio;
 		struct vhd_image *parent;
 		struct vhd_error perr;
 		const char *reason;
 		char why[300];
 
-		int pr = img->io->ops->open_sibling(img->io, cs->c[i].path, &pio);
+		int pr = img->io->ops->open_sibling(img->io, cs[0].c[i].path, &pio);
 		if (pr < 0) {
 			reason = vhd_strerror(pr);
 		} else {
 			pr = vhd_open_io_depth(pio, flags & ~VHD_OPEN_RDWR, depth + 1,
 					       (const uint8_t(*)[16])chain, &parent, &perr);
-			if (pr == -ELOOP || (pr < 0 && depth + 1 >= VHD_MAX_CHAIN_DEPTH)) {
+			if (pr == -EMLINK) {
 				vhd_set_error(err, pr, "%s", perr.message);
 				vhd_free(cs);
 				return pr;
 			}
 			if (pr < 0) {
+				/* A candidate that is this image or one of its children
+				 * (a shared file name, a stale locator) is skipped. */
+				cycle = cycle || pr == -ELOOP;
 				vhd_strlcpy(why, perr.message, sizeof(why));
 				reason = why;
-			} else if (seen_uuid((const uint8_t(*)[16])chain, depth, parent->footer.uuid)) {
-				vhd_close(parent);
-				vhd_set_error(err, -ELOOP,
-					      "%s: the parent chain has a cycle: %s is already in the chain",
-					      name, cs->c[i].shown);
-				vhd_free(cs);
-				return -ELOOP;
 			} else if (memcmp(parent->footer.uuid, img->header.parent_uuid, 16) != 0 &&
 				   !(flags & VHD_OPEN_IGNORE_PARENT_ID)) {
 				vhd_uuid_text(parent->footer.uuid, got);
@@ -237,18 +235,18 @@ int vhd_chain_open_parent(struct vhd_image *img, unsigned flags, int depth,
 				if (memcmp(parent->footer.uuid, img->header.parent_uuid, 16) != 0) {
 					vhd_uuid_text(parent->footer.uuid, got);
 					vhd_img_warn(img, "parent %s has UUID %s, the child expects %s (ignored)",
-						     cs->c[i].shown, got, expect);
+						     cs[0].c[i].shown, got, expect);
 				}
 				if (img->header.parent_timestamp &&
 				    img->header.parent_timestamp != parent->footer.timestamp)
 					vhd_img_warn(img,
 						     "parent %s has timestamp %u, the child recorded %u: the parent may have changed",
-						     cs->c[i].shown, parent->footer.timestamp,
+						     cs[0].c[i].shown, parent->footer.timestamp,
 						     img->header.parent_timestamp);
-				size_t plen = strlen(cs->c[i].path) + 1;
+				size_t plen = strlen(cs[0].c[i].path) + 1;
 				img->parent_path = vhd_malloc(plen);
 				if (img->parent_path)
-					memcpy(img->parent_path, cs->c[i].path, plen);
+					memcpy(img->parent_path, cs[0].c[i].path, plen);
 				img->parent = parent;
 				vhd_free(cs);
 				return 0;
@@ -257,16 +255,20 @@ int vhd_chain_open_parent(struct vhd_image *img, unsigned flags, int depth,
 		if (pr != -ENOENT)
 			r = pr;
 		tlen += (size_t)vhd_format(tried + tlen, tlen < sizeof(tried) ? sizeof(tried) - tlen : 0,
-					   "%s%s (%s)", tlen ? ", " : "", cs->c[i].shown, reason);
+					   "%s%s (%s)", tlen ? ", " : "", cs[0].c[i].shown, reason);
 		if (tlen >= sizeof(tried))
 			tlen = sizeof(tried);
 	}
-	if (cs->n == 0)
+	if (cs[0].n == 0) {
 		vhd_set_error(err, -ENOENT,
 			      "%s: differencing image names no parent (no usable locator and no parent name)",
 			      name);
-	else
+	} else if (cycle) {
+		r = -ELOOP;
+		vhd_set_error(err, r, "%s: the parent chain has a cycle; tried: %s", name, tried);
+	} else {
 		vhd_set_error(err, r, "%s: parent (UUID %s) not found; tried: %s", name, expect, tried);
+	}
 	vhd_free(cs);
 missing:
 	if (flags & VHD_OPEN_PARENT_OPTIONAL) {

@@ -148,7 +148,7 @@ static void check_parent(struct checker *c, const struct vhd_footer *f, const st
 	img->header = *h;
 	img->file_size = c->size;
 	int r = vhd_chain_open_parent(img, 0, 0, NULL, &err);
-	if (r == -ENOENT || r == -ENODEV) {
+	if (r == -ENOENT || r == -ENODEV || r == -ENOTSUP) {
 		/* The file is sound but its chain cannot be checked. */
 		WARN(c, "parent", "locator", 0, "%s", err.message);
 		c->rep->complete = false;
@@ -244,15 +244,23 @@ static void check_dynamic(struct checker *c, const struct vhd_footer *f, uint64_
 
 	uint32_t bitmap = vhd_bitmap_bytes(h.block_size);
 	uint64_t span = (uint64_t)bitmap + h.block_size;
-	size_t cap = (size_t)needed + 3 + VHD_LOCATOR_COUNT;
-	struct region *reg = vhd_malloc(cap * sizeof(*reg));
 	uint8_t *bat = vhd_malloc(needed ? needed * 4 : 4);
-	if (!reg || !bat) {
+	struct region *reg = NULL;
+	if (!bat) {
 		c->rep->complete = false;
 		goto out;
 	}
 	if (c->io->ops->pread(c->io, bat, needed * 4, h.table_offset) < 0) {
 		CORRUPT(c, "bat", "bat", h.table_offset, "cannot read the BAT");
+		goto out;
+	}
+	/* One region per allocated block, plus the metadata. */
+	size_t cap = 3 + VHD_LOCATOR_COUNT;
+	for (uint32_t i = 0; i < needed; i++)
+		cap += vhd_be32(bat + 4 * (size_t)i) != VHD_BAT_FREE;
+	reg = vhd_malloc(cap * sizeof(*reg));
+	if (!reg) {
+		c->rep->complete = false;
 		goto out;
 	}
 	size_t n = 0;
@@ -366,8 +374,10 @@ int vhd_check_io(struct vhd_io *io, bool check_parent_image, struct vhd_check_re
 		return -ENOMEM;
 	rep->complete = true;
 	int r = io->ops->size(io, &c.size);
-	if (r < 0)
+	if (r < 0) {
+		vhd_check_report_free(rep);
 		return r;
+	}
 	if (!looks_like_vhd(&c)) {
 		/* Nothing says this file was ever a VHD: there is nothing to check. */
 		WARN(&c, "file", "cookie", 0,

@@ -60,10 +60,11 @@ int vhd_create_check_params(const struct vhd_create_params *p, struct vhd_error 
 		vhd_set_error(err, -EINVAL, "a differencing image needs a parent");
 		return -EINVAL;
 	}
-	if (p->type == VHD_TYPE_DYNAMIC && p->size > VHD_MAX_DYNAMIC_SIZE) {
+	if (p->type != VHD_TYPE_FIXED && p->size > VHD_MAX_DYNAMIC_SIZE) {
 		vhd_set_error(err, -EFBIG,
-			      "size %llu exceeds the 2040 GiB that the VHD specification allows for dynamic images",
-			      (unsigned long long)p->size);
+			      "size %llu exceeds the 2040 GiB that the VHD specification allows for %s images",
+			      (unsigned long long)p->size,
+			      p->type == VHD_TYPE_DYNAMIC ? "dynamic" : "differencing");
 		return -EFBIG;
 	}
 	if (bs && p->type != VHD_TYPE_FIXED &&

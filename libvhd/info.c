@@ -16,6 +16,13 @@ int vhd_img_error(struct vhd_image *img, int code, const char *fmt, ...)
 	return code;
 }
 
+int vhd_img_parent_error(struct vhd_image *img, int code)
+{
+	char msg[sizeof(img->errmsg)];
+	vhd_errmsg_copy(img->parent, msg, sizeof(msg));
+	return vhd_img_error(img, code, "%s", msg);
+}
+
 void vhd_img_warn(struct vhd_image *img, const char *fmt, ...)
 {
 	size_t used = strlen(img->warnings);
@@ -169,12 +176,15 @@ static int chain_depth(const struct vhd_image *img)
 /* The extent of [off, off + len) as seen below this layer. */
 static int status_below(struct vhd_image *img, uint64_t off, uint64_t len, struct vhd_extent *ext)
 {
-	if (img->footer.disk_type == VHD_TYPE_DIFFERENCING && img->parent &&
-	    off < img->parent->virtual_size) {
+	if (img->footer.disk_type == VHD_TYPE_DIFFERENCING && !img->parent)
+		return vhd_img_error(img, -ENOENT, "%s: the parent image is not available%s%s",
+				     img->io->name, img->parent_error ? ": " : "",
+				     img->parent_error ? img->parent_error : "");
+	if (img->footer.disk_type == VHD_TYPE_DIFFERENCING && off < img->parent->virtual_size) {
 		int r = vhd_block_status(img->parent, off,
 					 vhd_min_u64(len, img->parent->virtual_size - off), ext);
 		if (r < 0)
-			return vhd_img_error(img, r, "%s", vhd_errmsg(img->parent));
+			return vhd_img_parent_error(img, r);
 		ext->depth++;
 		return 0;
 	}

@@ -161,6 +161,7 @@ struct vhd_image {
 	bool read_only;
 	unsigned open_flags;
 	struct vhd_footer footer;
+	uint8_t footer_raw[VHD_FOOTER_SIZE];  /* as read: reserved bytes kept */
 	struct vhd_header header;
 	unsigned footer_size;
 	bool footer_from_copy;
@@ -194,6 +195,8 @@ struct vhd_image {
 
 int vhd_img_error(struct vhd_image *img, int code, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
+/* Take over the parent's last error (thread-safe). */
+int vhd_img_parent_error(struct vhd_image *img, int code);
 void vhd_img_warn(struct vhd_image *img, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 /* Allocate the handle and its locks; owns io. */
@@ -206,6 +209,8 @@ void vhd_image_set_block_size(struct vhd_image *img, uint32_t block_size);
 
 /* Decode parent locator entry i; false when unused or unreadable. */
 bool vhd_read_locator(struct vhd_image *img, int i, struct vhd_locator *out);
+/* Is uuid one of the first n entries of chain? */
+bool vhd_chain_has_uuid(const uint8_t (*chain)[16], int n, const uint8_t *uuid);
 
 int vhd_chain_open_parent(struct vhd_image *img, unsigned flags, int depth,
 			  const uint8_t (*seen)[16], struct vhd_error *err);

@@ -73,6 +73,7 @@ struct footer_candidate {
 	uint32_t computed;      /* the checksum the bytes call for */
 	unsigned size;
 	struct vhd_footer f;
+	uint8_t raw[VHD_FOOTER_SIZE];
 	char why[160];
 };
 
@@ -80,6 +81,7 @@ static void judge_footer(const uint8_t *buf, unsigned size, struct footer_candid
 {
 	memset(c, 0, sizeof(*c));
 	c->size = size;
+	memcpy(c->raw, buf, size);
 	if (!vhd_footer_decode(buf, size, &c->f))
 		return;
 	c->present = true;
@@ -183,6 +185,9 @@ static int choose_footer(struct vhd_image *img, bool want_write, struct vhd_erro
 		}
 	}
 	img->footer = use->f;
+	/* Rewritten as read (a legacy footer gains its 512th byte): other
+	 * tools keep flags in the reserved bytes (blktap's "hidden"). */
+	memcpy(img->footer_raw, use->raw, VHD_FOOTER_SIZE);
 	img->footer_size = use->size;
 	img->footer_checksum_ok = use->checksum_ok;
 	img->footer_offset = img->footer_from_copy ? img->file_size : img->file_size - use->size;
@@ -398,6 +403,12 @@ int vhd_open_io_depth(struct vhd_io *io, unsigned flags, int depth, const uint8_
 	r = choose_footer(img, want_write, err);
 	if (r < 0)
 		goto fail;
+	/* Opened as a parent: stop at once if this image is already below us. */
+	if (seen && vhd_chain_has_uuid(seen, depth, img->footer.uuid)) {
+		vhd_set_error(err, -ELOOP, "%s is already in the parent chain (a cycle)", io->name);
+		r = -ELOOP;
+		goto fail;
+	}
 	if (img->footer.disk_type == VHD_TYPE_FIXED) {
 		if (img->virtual_size > img->footer_offset) {
 			vhd_set_error(err, -EINVAL,

@@ -90,7 +90,7 @@ static int read_below(struct vhd_image *img, void *buf, size_t len, uint64_t off
 		return 0;
 	int r = vhd_pread(img->parent, buf, from_parent, off);
 	if (r < 0)
-		return vhd_img_error(img, r, "%s", vhd_errmsg(img->parent));
+		return vhd_img_parent_error(img, r);
 	return 0;
 }
 
@@ -237,9 +237,7 @@ static int write_sectors(struct vhd_image *img, const uint8_t *bits, uint64_t da
 
 static int write_footer_at(struct vhd_image *img, uint64_t off)
 {
-	uint8_t buf[VHD_FOOTER_SIZE];
-	vhd_footer_encode(&img->footer, buf);
-	return write_file(img, buf, sizeof(buf), off);
+	return write_file(img, img->footer_raw, VHD_FOOTER_SIZE, off);
 }
 
 static void mark_bat_dirty(struct vhd_image *img, uint32_t blk)
@@ -402,12 +400,17 @@ static int write_dirty_bat(struct vhd_image *img)
 	for (uint32_t s = 0; s < nsectors; s++) {
 		if (!(img->bat_dirty[s / 8] & (1u << (s % 8))))
 			continue;
-		for (uint32_t i = 0; i < per; i++) {
-			uint32_t blk = s * per + i;
-			vhd_put_be32(sector + 4 * i, blk < img->bat_entries ? img->bat[blk] : VHD_BAT_FREE);
+		uint64_t at = img->header.table_offset + (uint64_t)s * VHD_SECTOR_SIZE;
+		uint32_t first = s * per;
+		/* The last sector may hold entries past the disk's end: keep them. */
+		if (first + per > img->bat_entries) {
+			int r = read_file(img, sector, sizeof(sector), at);
+			if (r < 0)
+				return r;
 		}
-		int r = write_file(img, sector, sizeof(sector),
-				   img->header.table_offset + (uint64_t)s * VHD_SECTOR_SIZE);
+		for (uint32_t i = 0; i < per && first + i < img->bat_entries; i++)
+			vhd_put_be32(sector + 4 * i, img->bat[first + i]);
+		int r = write_file(img, sector, sizeof(sector), at);
 		if (r < 0)
 			return r;
 		img->bat_dirty[s / 8] &= (uint8_t)~(1u << (s % 8));

@@ -67,6 +67,15 @@ vhdtool info --json "$T/sub/kid.vhd" >"$T/kid.json"
 vhdtool convert -O raw "$T/sub/kid.vhd" "$T/kid.raw"
 cmp "$T/a.raw" "$T/kid.raw" || fail "empty child does not read as its parent"
 
+# Parent and child with the same file name, the child moved (stale W2ru):
+# the candidates that name the child itself are skipped, MacX finds the parent.
+mkdir -p "$T/same/a" "$T/same/b" "$T/same/c/d"
+vhdtool convert "$T/a.raw" "$T/same/a/disk.vhd"
+vhdtool create -b "$T/same/a/disk.vhd" "$T/same/b/disk.vhd" >/dev/null
+mv "$T/same/b/disk.vhd" "$T/same/c/d/disk.vhd"
+vhdtool convert -O raw "$T/same/c/d/disk.vhd" "$T/same.raw"
+cmp "$T/a.raw" "$T/same.raw" || fail "same-named parent through MacX"
+
 # Missing parent: info still works and names the paths tried; reads fail.
 mv "$T/moved/base.vhd" "$T/base-away.vhd"
 vhdtool info "$T/moved/child.vhd" >"$T/missing.txt" || fail "info must exit 0 with a missing parent"

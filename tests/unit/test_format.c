@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /* format.c: the freestanding snprintf subset, errors and strlcpy. */
+#include <errno.h>
 #include <limits.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/types.h>
 
 #include <criterion/criterion.h>
 
@@ -30,7 +32,8 @@ Test(format, strings_and_chars)
 	SAME("100%%");
 	SAME("%%d");
 	char buf[32];
-	vhd_format(buf, sizeof(buf), "%s", (const char *)NULL);
+	const char *volatile nothing = NULL; /* hidden from the format checker */
+	vhd_format(buf, sizeof(buf), "%s", nothing);
 	cr_assert_str_eq(buf, "(null)");
 }
 
@@ -196,4 +199,17 @@ Test(format, uuid_text_and_timestamps)
 	cr_assert_str_eq(text, "5fa21a55-f394-aa4d-9958-1951a67d5540");
 	cr_assert_eq(vhd_timestamp_to_unix(0), 946684800);
 	cr_assert_eq(vhd_timestamp_to_unix(UINT32_MAX), 946684800ll + UINT32_MAX);
+}
+
+Test(format, strerror_texts)
+{
+	cr_assert_str_eq(vhd_strerror(-ENOSPC), "no space left on device");
+	cr_assert_str_eq(vhd_strerror(ENOSPC), "no space left on device");
+	cr_assert_str_eq(vhd_strerror(-EIO), "input/output error");
+	cr_assert_str_eq(vhd_strerror(-ENOENT), "not found");
+	cr_assert_str_eq(vhd_strerror(-EROFS), "read-only file system");
+	cr_assert_str_eq(vhd_strerror(-EPERM), vhd_strerror(-EACCES));
+	cr_assert_str_eq(vhd_strerror(0), "error");
+	cr_assert_str_eq(vhd_strerror(-99999), "error");
+	cr_assert_str_eq(vhd_strerror(INT_MIN + 1), "error");
 }
