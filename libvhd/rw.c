@@ -2,10 +2,11 @@
 /*
  * Reading and writing the virtual disk.
  *
- * Crash safety comes from the order of writes.  A new block is placed where
- * the end footer is: first the footer is written again after the new block
- * (so the file always ends in a footer), then the bitmap and data, and the
- * BAT entry only at the next vhd_flush, after the data is durable.  A cut
+ * Crash safety comes from the order of writes.  New blocks go into room
+ * that reserve_space made before the end footer, and making that room ends
+ * in a flush, so the file always ends in a durable footer that no block
+ * write touches.  A block's bitmap and data go first; its BAT entry is
+ * written only at the next vhd_flush, after the data is durable.  A cut
  * before that flush leaves leaked space, never a BAT entry that points at
  * foreign bytes.  In an existing block data goes first, bitmap bits after.
  */
@@ -235,6 +236,14 @@ static int write_sectors(struct vhd_image *img, const uint8_t *bits, uint64_t da
 	return 0;
 }
 
+static int flush_io(struct vhd_image *img)
+{
+	int r = img->io->ops->flush(img->io);
+	if (r < 0)
+		return vhd_img_error(img, r, "%s: flush failed: %s", img->io->name, vhd_strerror(r));
+	return 0;
+}
+
 static int write_footer_at(struct vhd_image *img, uint64_t off)
 {
 	return write_file(img, img->footer_raw, VHD_FOOTER_SIZE, off);
@@ -248,11 +257,41 @@ static void mark_bat_dirty(struct vhd_image *img, uint32_t blk)
 }
 
 /* Called with meta_lock held and the block unallocated. */
+/*
+ * Move the end footer out so that [next_block, next_block + need) lies
+ * before it, with room for more blocks.  The flush is the one barrier in
+ * the allocation path: once it returns, the file ends in a durable footer
+ * that no later write touches, whatever order the unflushed block writes
+ * reach the disk in.  Growing by up to 256 MiB at a time keeps the flushes
+ * rare; vhd_close gives back the room that was not used.
+ */
+static int reserve_space(struct vhd_image *img, uint64_t need)
+{
+	static const uint8_t zeros[VHD_FOOTER_SIZE];
+	uint64_t grow = vhd_min_u64(img->next_block, 256u << 20);
+	if (grow < 4 * need)
+		grow = 4 * need;
+	uint64_t old = img->footer_offset;
+	uint64_t end = vhd_block_slot(img->next_block + grow, img->bitmap_bytes);
+	int r = write_footer_at(img, end);
+	if (r == 0)
+		r = flush_io(img);
+	if (r < 0)
+		return r;
+	img->footer_offset = end;
+	/* The old footer now lies where blocks will go: blocks must read
+	 * zeros in the sectors they are not given, never a stale footer. */
+	if (vhd_range_ok(old, VHD_FOOTER_SIZE, end))
+		r = write_file(img, zeros, VHD_FOOTER_SIZE, old);
+	return r;
+}
+
+/* Called with meta_lock held and the block unallocated. */
 static int allocate_block(struct vhd_image *img, uint32_t blk, uint32_t in_off,
 			  const uint8_t *buf, size_t len, uint64_t voff)
 {
 	uint64_t off = img->next_block;
-	uint64_t end = vhd_block_slot(off + img->bitmap_bytes + img->block_size, img->bitmap_bytes);
+	uint64_t span = (uint64_t)img->bitmap_bytes + img->block_size;
 	bool diff = img->footer.disk_type == VHD_TYPE_DIFFERENCING;
 	struct bitmap_buf bm;
 	int r;
@@ -261,14 +300,15 @@ static int allocate_block(struct vhd_image *img, uint32_t blk, uint32_t in_off,
 		return vhd_img_error(img, -ENOSPC,
 				     "%s: the file has reached the 2 TiB that a BAT can address",
 				     img->io->name);
+	if (off + span > img->footer_offset) {
+		r = reserve_space(img, span);
+		if (r < 0)
+			return r;
+	}
 	r = bitmap_buf_get(img, &bm);
 	if (r < 0)
 		return r;
-	r = write_footer_at(img, end);
-	if (r < 0)
-		goto out;
-	img->footer_offset = end;
-	img->next_block = end;
+	img->next_block = vhd_block_slot(off + span, img->bitmap_bytes);
 
 	/*
 	 * A dynamic block gets every bit set, as qemu and Hyper-V write it
@@ -419,14 +459,6 @@ static int write_dirty_bat(struct vhd_image *img)
 	return 0;
 }
 
-static int flush_io(struct vhd_image *img)
-{
-	int r = img->io->ops->flush(img->io);
-	if (r < 0)
-		return vhd_img_error(img, r, "%s: flush failed: %s", img->io->name, vhd_strerror(r));
-	return 0;
-}
-
 int vhd_flush(struct vhd_image *img)
 {
 	if (img->read_only)
@@ -445,11 +477,37 @@ int vhd_flush(struct vhd_image *img)
 	return r;
 }
 
+/*
+ * Give back the room reserve_space took beyond the last block: the footer
+ * goes right after it (durably) before the file is cut, so a crash at any
+ * point leaves a file that ends in a footer.
+ */
+static int trim_reserved_space(struct vhd_image *img)
+{
+	uint64_t end = img->next_block;
+	if (img->read_only || img->footer.disk_type == VHD_TYPE_FIXED || img->footer_offset <= end)
+		return 0;
+	int r = write_footer_at(img, end);
+	if (r == 0)
+		r = flush_io(img);
+	if (r == 0) {
+		r = img->io->ops->truncate(img->io, end + VHD_FOOTER_SIZE);
+		if (r < 0)
+			return vhd_img_error(img, r, "%s: cannot cut the file to %llu bytes: %s",
+					     img->io->name, (unsigned long long)(end + VHD_FOOTER_SIZE),
+					     vhd_strerror(r));
+		img->footer_offset = end;
+	}
+	return r;
+}
+
 int vhd_close(struct vhd_image *img)
 {
 	if (!img)
 		return 0;
 	int r = vhd_flush(img);
+	if (r == 0)
+		r = trim_reserved_space(img);
 	vhd_image_free(img);
 	return r;
 }
