@@ -3,10 +3,13 @@
 #
 # convert.sh - time `vhdtool convert` against `qemu-img convert` on the same half-sparse image.
 #
-# Usage: bench/convert.sh [--size SIZE] [--runs N] [--qemu-only]
+# Usage: bench/convert.sh [--size SIZE] [--runs N] [--sync] [--qemu-only]
 #   --size SIZE   virtual size of the test image, K/M/G binary suffixes, a multiple of 1 MiB
 #                 (default 2G; e.g. --size 64M for a quick run)
 #   --runs N      runs per tool and case, the best (shortest) is reported (default 2)
+#   --sync        count the write-back too: each timed run ends with `sync -d OUTPUT` (qemu-img
+#                 convert does not fdatasync its output; vhdtool convert does, so without --sync
+#                 vhdtool pays for the disk writes and qemu-img does not)
 #   --qemu-only   time qemu-img alone (for trying the script before vhdtool is built)
 # Environment: VHDTOOL=path (default: build/vhdtool beside this folder), TMPDIR (scratch place;
 # needs about 5 x SIZE free).
@@ -20,23 +23,24 @@
 #   raw->dynamic   vhdtool convert -O dynamic   vs  qemu-img convert -f raw -O vpc -o subformat=dynamic,force_size=on
 #   dynamic->raw   vhdtool convert -O raw on our dynamic  vs  qemu-img convert -f vpc -O raw on its own dynamic
 #   raw->fixed     vhdtool convert -O fixed     vs  qemu-img convert -f raw -O vpc -o subformat=fixed,force_size=on
-# Every output's virtual size and contents are checked (qemu-img info, qemu-img compare) against the input and against the other
-# tool's output.  Ratio = qemu seconds / our seconds (> 1: we are faster).  RSS = peak resident
+# Every output's virtual size and contents are checked (qemu-img info, qemu-img compare) against
+# the input and against the other tool's output.  Ratio = qemu seconds / our seconds (> 1: we are faster).  RSS = peak resident
 # set size (GNU time %M), the largest of the runs.  Exit status 1 if any comparison failed.
 
 set -euo pipefail
 
 die() { echo "convert.sh: $*" >&2; exit 1; }
 
-SIZE=2G RUNS=2 QEMU_ONLY=0
+SIZE=2G RUNS=2 QEMU_ONLY=0 SYNC=0
 while [[ $# -gt 0 ]]; do
     case $1 in
         --size) [[ $# -ge 2 ]] || die "--size needs a value"; SIZE=$2; shift 2 ;;
         --size=*) SIZE=${1#--size=}; shift ;;
         --runs) [[ $# -ge 2 ]] || die "--runs needs a value"; RUNS=$2; shift 2 ;;
         --runs=*) RUNS=${1#--runs=}; shift ;;
+        --sync) SYNC=1; shift ;;
         --qemu-only) QEMU_ONLY=1; shift ;;
-        -h|--help) sed -n '3,27p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '3,31p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) die "unknown argument '$1' (try --help)" ;;
     esac
 done
@@ -96,6 +100,7 @@ timed() {
     local t0 t1 rc=0
     t0=$EPOCHREALTIME
     /usr/bin/time -f %M -o "$W/time.out" "$@" >"$W/cmd.log" 2>&1 || rc=$?
+    (( SYNC && rc == 0 )) && sync -d -- "$out"
     t1=$EPOCHREALTIME
     if (( rc != 0 )); then
         echo "convert.sh: command failed (exit $rc): $*" >&2
@@ -177,6 +182,7 @@ run_case 'raw->fixed' "$W/ours-fixed.vhd" vpc "$W/qemu-fixed.vhd" vpc \
 
 echo
 echo "virtual size $BYTES bytes ($UNITS MiB, half data), best of $RUNS runs; ratio = qemu s / our s (>1: we are faster)"
+if (( SYNC )); then echo "times include sync -d of the output"; else echo "times exclude write-back (qemu-img does not fdatasync; vhdtool does; see --sync)"; fi
 printf '%-13s %9s %9s %7s %9s %9s %8s %8s %4s %4s %4s\n' case 'our s' 'qemu s' ratio 'our MiB' 'qemu MiB' \
     'our du' 'qemu du' 'o=in' 'q=in' 'o=q'
 for row in "${ROWS[@]}"; do echo "$row"; done

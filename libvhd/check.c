@@ -134,6 +134,45 @@ static void sort_regions(struct region *v, size_t n)
 	}
 }
 
+/*
+ * Does [off, off + len) hold nothing but zeros?  Holes are skipped without
+ * reading; without hole information at most 1 GiB is read.
+ */
+static bool reads_as_zero(struct checker *c, uint64_t off, uint64_t len)
+{
+	static const uint64_t max_scan = 1ull << 30;
+	uint8_t buf[4096];
+	uint64_t scanned = 0;
+
+	while (len) {
+		uint64_t n = len;
+		bool is_data = true;
+		if (!c->io->ops->data_extent || c->io->ops->data_extent(c->io, off, &n, &is_data) < 0 ||
+		    n == 0) {
+			n = len;
+			is_data = true;
+		}
+		n = vhd_min_u64(n, len);
+		if (is_data) {
+			if (scanned + n > max_scan)
+				return false;
+			scanned += n;
+			for (uint64_t done = 0; done < n;) {
+				size_t k = (size_t)vhd_min_u64(sizeof(buf), n - done);
+				if (c->io->ops->pread(c->io, buf, k, off + done) < 0)
+					return false;
+				for (size_t i = 0; i < k; i++)
+					if (buf[i])
+						return false;
+				done += k;
+			}
+		}
+		off += n;
+		len -= n;
+	}
+	return true;
+}
+
 static void check_parent(struct checker *c, const struct vhd_footer *f, const struct vhd_header *h)
 {
 	struct vhd_image *img = vhd_image_alloc(c->io);
@@ -334,8 +373,15 @@ static void check_dynamic(struct checker *c, const struct vhd_footer *f, uint64_
 		if (!prev || r->end > prev->end)
 			prev = r;
 	}
-	if (footer_off > covered && footer_off - covered >= LEAK_MIN)
-		c->rep->leaked_bytes += footer_off - covered;
+	if (footer_off > covered && footer_off - covered >= LEAK_MIN) {
+		uint64_t tail = footer_off - covered;
+		if (reads_as_zero(c, covered, tail))
+			WARN(c, "file", "size", covered,
+			     "%llu bytes after the last block read as zeros: room reserved for new blocks (the image is open for writing, or was not closed)",
+			     (unsigned long long)tail);
+		else
+			c->rep->leaked_bytes += tail;
+	}
 	if (c->rep->leaked_bytes)
 		finding(c, VHD_FINDING_LEAK, "file", "blocks", covered,
 			"%llu bytes are not used by any block or metadata (leaked space)",

@@ -179,8 +179,9 @@ static int choose_footer(struct vhd_image *img, bool want_write, struct vhd_erro
 		img->read_only = true;
 		if (want_write) {
 			vhd_set_error(err, -EROFS,
-				      "%s: %s; refusing to open a damaged image for writing (vhdtool check names the damage)",
-				      name, why);
+				      "%s: %s%s; refusing to open a damaged image for writing (vhdtool check names the damage)",
+				      name, why,
+				      img->footer_from_copy ? " (the footer copy at offset 0 is intact)" : "");
 			return -EROFS;
 		}
 	}

@@ -39,14 +39,12 @@ bool t_all_zero(const void *buf, size_t len)
 	return true;
 }
 
-struct vhd_image *t_create_mem(enum vhd_type type, uint64_t size, uint32_t block_size)
+static struct vhd_image *create_on(struct vhd_io *io, enum vhd_type type, uint64_t size,
+				   uint32_t block_size)
 {
-	struct vhd_io *io;
 	struct vhd_image *img = NULL;
 	struct vhd_error err = { 0 };
 	struct vhd_create_params p = { .type = type, .size = size, .block_size = block_size };
-
-	cr_assert_eq(vhd_io_mem_open(NULL, 0, &io), 0);
 	int r = vhd_create_io(io, &p, NULL, &img, &err);
 	cr_assert_eq(r, 0, "create type %d size %llu block %u: %d %s", (int)type,
 		     (unsigned long long)size, block_size, r, err.message);
@@ -54,25 +52,61 @@ struct vhd_image *t_create_mem(enum vhd_type type, uint64_t size, uint32_t block
 	return img;
 }
 
-uint8_t *t_image_bytes(struct vhd_image *img, size_t *len)
+struct vhd_image *t_create_mem(enum vhd_type type, uint64_t size, uint32_t block_size)
+{
+	struct vhd_io *io;
+	cr_assert_eq(vhd_io_mem_open(NULL, 0, &io), 0);
+	return create_on(io, type, size, block_size);
+}
+
+struct vhd_image *t_create_mem_keep(enum vhd_type type, uint64_t size, uint32_t block_size,
+				    struct vhd_io **keep)
+{
+	cr_assert_eq(vhd_io_mem_open(NULL, 0, keep), 0);
+	return create_on(t_wrap_io(*keep, NULL, false), type, size, block_size);
+}
+
+uint8_t *t_mem_copy(struct vhd_io *mem, size_t *len)
 {
 	size_t n;
-	if (!img->read_only)
-		cr_assert_eq(vhd_flush(img), 0, "flush: %s", vhd_errmsg(img));
-	const uint8_t *d = vhd_io_mem_data(img->io, &n);
+	const uint8_t *d = vhd_io_mem_data(mem, &n);
 	uint8_t *copy = malloc(n ? n : 1);
 	cr_assert_not_null(copy);
-	memcpy(copy, d, n);
+	if (n)
+		memcpy(copy, d, n);
 	*len = n;
 	return copy;
 }
 
+/* The memory backend under img's backend (through one wrapper at most). */
+static struct vhd_io *mem_of(struct vhd_image *img);
+
+const uint8_t *t_mem_data(struct vhd_image *img, size_t *len)
+{
+	return vhd_io_mem_data(mem_of(img), len);
+}
+
+uint8_t *t_image_bytes(struct vhd_image *img, size_t *len)
+{
+	if (!img->read_only)
+		cr_assert_eq(vhd_flush(img), 0, "flush: %s", vhd_errmsg(img));
+	return t_mem_copy(mem_of(img), len);
+}
+
+uint8_t *t_close_bytes(struct vhd_image *img, struct vhd_io *keep, size_t *len)
+{
+	int r = vhd_close(img);
+	cr_assert_eq(r, 0, "close: %d", r);
+	uint8_t *b = t_mem_copy(keep, len);
+	vhd_io_close(keep);
+	return b;
+}
+
 uint8_t *t_create_bytes(enum vhd_type type, uint64_t size, uint32_t block_size, size_t *len)
 {
-	struct vhd_image *img = t_create_mem(type, size, block_size);
-	uint8_t *b = t_image_bytes(img, len);
-	cr_assert_eq(vhd_close(img), 0);
-	return b;
+	struct vhd_io *keep;
+	struct vhd_image *img = t_create_mem_keep(type, size, block_size, &keep);
+	return t_close_bytes(img, keep, len);
 }
 
 int t_open_bytes(const uint8_t *data, size_t len, unsigned flags, struct vhd_image **out,
@@ -81,6 +115,13 @@ int t_open_bytes(const uint8_t *data, size_t len, unsigned flags, struct vhd_ima
 	struct vhd_io *io;
 	cr_assert_eq(vhd_io_mem_open(data, len, &io), 0);
 	return vhd_open_io(io, flags, out, err);
+}
+
+int t_open_bytes_keep(const uint8_t *data, size_t len, unsigned flags, struct vhd_image **out,
+		      struct vhd_error *err, struct vhd_io **keep)
+{
+	cr_assert_eq(vhd_io_mem_open(data, len, keep), 0);
+	return vhd_open_io(t_wrap_io(*keep, NULL, false), flags, out, err);
 }
 
 int t_check_bytes(const uint8_t *data, size_t len, struct vhd_check_report *rep)
@@ -144,100 +185,108 @@ void t_patch_footers_be32(uint8_t *file, size_t len, size_t field, uint32_t v)
 	patch_footers(file, len, field, v, 4);
 }
 
-/* ---- a memory backend with a real folder for parents ------------------- */
+/* ---- a pass-through backend ----------------------------------------- */
 
-struct sib_io {
+struct wrap_io {
 	struct vhd_io base;
 	struct vhd_io *inner;
 	char *dir;
+	bool own_inner;
 };
 
-static struct vhd_io *sib_inner(struct vhd_io *io)
+static const struct vhd_io_ops wrap_ops;
+
+static struct vhd_io *wrap_inner(struct vhd_io *io)
 {
-	return ((struct sib_io *)io)->inner;
+	return ((struct wrap_io *)io)->inner;
 }
 
-static int sib_pread(struct vhd_io *io, void *buf, size_t len, uint64_t off)
+static struct vhd_io *mem_of(struct vhd_image *img)
 {
-	return sib_inner(io)->ops->pread(sib_inner(io), buf, len, off);
+	return img->io->ops == &wrap_ops ? wrap_inner(img->io) : img->io;
 }
 
-static int sib_pwrite(struct vhd_io *io, const void *buf, size_t len, uint64_t off)
+static int wrap_pread(struct vhd_io *io, void *buf, size_t len, uint64_t off)
 {
-	return sib_inner(io)->ops->pwrite(sib_inner(io), buf, len, off);
+	return wrap_inner(io)->ops->pread(wrap_inner(io), buf, len, off);
 }
 
-static int sib_flush(struct vhd_io *io)
+static int wrap_pwrite(struct vhd_io *io, const void *buf, size_t len, uint64_t off)
 {
-	return sib_inner(io)->ops->flush(sib_inner(io));
+	return wrap_inner(io)->ops->pwrite(wrap_inner(io), buf, len, off);
 }
 
-static int sib_size(struct vhd_io *io, uint64_t *size)
+static int wrap_flush(struct vhd_io *io)
 {
-	return sib_inner(io)->ops->size(sib_inner(io), size);
+	return wrap_inner(io)->ops->flush(wrap_inner(io));
 }
 
-static int sib_truncate(struct vhd_io *io, uint64_t size)
+static int wrap_size(struct vhd_io *io, uint64_t *size)
 {
-	return sib_inner(io)->ops->truncate(sib_inner(io), size);
+	return wrap_inner(io)->ops->size(wrap_inner(io), size);
 }
 
-static int sib_discard(struct vhd_io *io, uint64_t off, uint64_t len)
+static int wrap_truncate(struct vhd_io *io, uint64_t size)
 {
-	struct vhd_io *in = sib_inner(io);
+	return wrap_inner(io)->ops->truncate(wrap_inner(io), size);
+}
+
+static int wrap_discard(struct vhd_io *io, uint64_t off, uint64_t len)
+{
+	struct vhd_io *in = wrap_inner(io);
 	return in->ops->discard ? in->ops->discard(in, off, len) : -EOPNOTSUPP;
 }
 
-static int sib_open_sibling(struct vhd_io *io, const char *path, struct vhd_io **out)
+static int wrap_data_extent(struct vhd_io *io, uint64_t off, uint64_t *len, bool *is_data)
 {
-	struct sib_io *s = (struct sib_io *)io;
+	struct vhd_io *in = wrap_inner(io);
+	return in->ops->data_extent ? in->ops->data_extent(in, off, len, is_data) : -EOPNOTSUPP;
+}
+
+static int wrap_open_sibling(struct vhd_io *io, const char *path, struct vhd_io **out)
+{
+	struct wrap_io *w = (struct wrap_io *)io;
 	char full[4096];
+	if (!w->dir)
+		return -ENOENT;
 	if (path[0] == '/')
 		snprintf(full, sizeof(full), "%s", path);
 	else
-		snprintf(full, sizeof(full), "%s/%s", s->dir, path);
+		snprintf(full, sizeof(full), "%s/%s", w->dir, path);
 	return vhd_io_posix_open(full, 0, out, NULL);
 }
 
-static void sib_close(struct vhd_io *io)
+static void wrap_close(struct vhd_io *io)
 {
-	struct sib_io *s = (struct sib_io *)io;
-	vhd_io_close(s->inner);
-	free(s->dir);
-	free(s);
+	struct wrap_io *w = (struct wrap_io *)io;
+	if (w->own_inner)
+		vhd_io_close(w->inner);
+	free(w->dir);
+	free(w);
 }
 
-static const struct vhd_io_ops sib_ops = {
-	.pread = sib_pread,
-	.pwrite = sib_pwrite,
-	.flush = sib_flush,
-	.size = sib_size,
-	.truncate = sib_truncate,
-	.discard = sib_discard,
-	.open_sibling = sib_open_sibling,
-	.close = sib_close,
+static const struct vhd_io_ops wrap_ops = {
+	.pread = wrap_pread,
+	.pwrite = wrap_pwrite,
+	.flush = wrap_flush,
+	.size = wrap_size,
+	.truncate = wrap_truncate,
+	.discard = wrap_discard,
+	.data_extent = wrap_data_extent,
+	.open_sibling = wrap_open_sibling,
+	.close = wrap_close,
 };
 
-int t_sibling_io_open(struct vhd_io *inner, const char *dir, struct vhd_io **out)
+struct vhd_io *t_wrap_io(struct vhd_io *inner, const char *dir, bool own_inner)
 {
-	struct sib_io *s = calloc(1, sizeof(*s));
-	if (!s)
-		return -ENOMEM;
-	s->dir = strdup(dir);
-	if (!s->dir) {
-		free(s);
-		return -ENOMEM;
-	}
-	s->base.ops = &sib_ops;
-	s->base.name = "(memory child)";
-	s->inner = inner;
-	*out = &s->base;
-	return 0;
-}
-
-struct vhd_io *t_sibling_io_inner(struct vhd_io *io)
-{
-	return sib_inner(io);
+	struct wrap_io *w = calloc(1, sizeof(*w));
+	cr_assert_not_null(w);
+	w->dir = dir ? strdup(dir) : NULL;
+	w->base.ops = &wrap_ops;
+	w->base.name = dir ? "(memory, parents on disk)" : "(memory, wrapped)";
+	w->inner = inner;
+	w->own_inner = own_inner;
+	return &w->base;
 }
 
 /* ---- files ------------------------------------------------------------ */

@@ -40,15 +40,33 @@ uint64_t t_rand(uint64_t *state);
 void t_fill(void *buf, size_t len, uint64_t seed);
 bool t_all_zero(const void *buf, size_t len);
 
-/* Create an image on a fresh memory backend; asserts success. */
+/*
+ * Create an image on a fresh memory backend; asserts success.  With keep
+ * non-NULL the image gets a pass-through backend and *keep the memory
+ * backend behind it, which outlives vhd_close (free it with vhd_io_close):
+ * that is how a test sees the file as vhd_close leaves it.
+ */
 struct vhd_image *t_create_mem(enum vhd_type type, uint64_t size, uint32_t block_size);
-/* Create an image in memory and return a malloc'ed copy of its bytes. */
+struct vhd_image *t_create_mem_keep(enum vhd_type type, uint64_t size, uint32_t block_size,
+				    struct vhd_io **keep);
+/* Create an image in memory, close it and return a malloc'ed copy of the file. */
 uint8_t *t_create_bytes(enum vhd_type type, uint64_t size, uint32_t block_size, size_t *len);
-/* A malloc'ed copy of an open memory-backed image's file (flushed first). */
+/* A malloc'ed copy of an open memory-backed image's file, as a crash would
+ * find it after a flush (flushed first, unless read-only). */
 uint8_t *t_image_bytes(struct vhd_image *img, size_t *len);
+/* Close img (asserting success) and return a copy of the file it leaves in
+ * keep (from t_create_mem_keep or t_open_bytes_keep); keep is closed. */
+uint8_t *t_close_bytes(struct vhd_image *img, struct vhd_io *keep, size_t *len);
+/* The bytes of the memory backend under an open image (no flush). */
+const uint8_t *t_mem_data(struct vhd_image *img, size_t *len);
+/* A malloc'ed copy of a memory backend's bytes. */
+uint8_t *t_mem_copy(struct vhd_io *mem, size_t *len);
 /* Open a copy of data as an image on a memory backend. */
 int t_open_bytes(const uint8_t *data, size_t len, unsigned flags, struct vhd_image **out,
 		 struct vhd_error *err);
+/* The same through a pass-through backend; *keep is the memory backend. */
+int t_open_bytes_keep(const uint8_t *data, size_t len, unsigned flags, struct vhd_image **out,
+		      struct vhd_error *err, struct vhd_io **keep);
 /* Run vhd_check_io over a copy of data; the caller frees the report. */
 int t_check_bytes(const uint8_t *data, size_t len, struct vhd_check_report *rep);
 /* A one-line summary of a check report's findings (static buffer). */
@@ -63,13 +81,13 @@ void t_patch_footers_be64(uint8_t *file, size_t len, size_t field, uint64_t v);
 void t_patch_footers_be32(uint8_t *file, size_t len, size_t field, uint32_t v);
 
 /*
- * A memory backend whose open_sibling opens files relative to a real
- * folder through the POSIX backend: lets a memory copy of a differencing
- * child find its parent on disk.  Owns inner.
+ * A pass-through backend over inner.  With dir, open_sibling opens files
+ * relative to that real folder through the POSIX backend (a memory copy of
+ * a differencing child finds its parent on disk); without, it has none.
+ * With own_inner its close also closes inner; otherwise inner stays the
+ * caller's and survives vhd_close.
  */
-int t_sibling_io_open(struct vhd_io *inner, const char *dir, struct vhd_io **out);
-/* The memory backend inside. */
-struct vhd_io *t_sibling_io_inner(struct vhd_io *io);
+struct vhd_io *t_wrap_io(struct vhd_io *inner, const char *dir, bool own_inner);
 
 /* Make a temporary folder (mkdtemp); remove it with t_rmtree. */
 char *t_mkdtemp(void);

@@ -147,15 +147,14 @@ Test(hostile, random_bytes_through_every_parser)
 /* An 8 MiB dynamic image with blocks 0, 2 and 4 written. */
 static uint8_t *base_image(size_t *len)
 {
-	struct vhd_image *img = t_create_mem(VHD_TYPE_DYNAMIC, VSIZE, BS);
+	struct vhd_io *keep;
+	struct vhd_image *img = t_create_mem_keep(VHD_TYPE_DYNAMIC, VSIZE, BS, &keep);
 	uint8_t data[4096];
 	for (uint32_t b = 0; b <= 4; b += 2) {
 		t_fill(data, sizeof(data), b);
 		cr_assert_eq(vhd_pwrite(img, data, sizeof(data), (uint64_t)b * BS + 512), 0);
 	}
-	uint8_t *bytes = t_image_bytes(img, len);
-	vhd_close(img);
-	return bytes;
+	return t_close_bytes(img, keep, len);
 }
 
 static uint32_t bat_entry(const uint8_t *b, uint32_t i)
@@ -186,8 +185,10 @@ static void expect_refused(const uint8_t *b, size_t len, unsigned flags, int cod
 			   needle);
 }
 
-/* Open read-only must work with a warning holding needle; RDWR must fail. */
-static void expect_read_only(const uint8_t *b, size_t len, const char *needle)
+/* Open read-only must work with a warning holding needle; RDWR must fail
+ * with -EROFS and a message holding refusal. */
+static void expect_read_only2(const uint8_t *b, size_t len, const char *needle,
+			      const char *refusal)
 {
 	struct vhd_image *img;
 	struct vhd_error err;
@@ -205,7 +206,12 @@ static void expect_read_only(const uint8_t *b, size_t len, const char *needle)
 	cr_assert_eq(memcmp(data, want, sizeof(data)), 0);
 	cr_assert_eq(vhd_pwrite(img, data, 512, 0), -EROFS);
 	vhd_close(img);
-	expect_refused(b, len, VHD_OPEN_RDWR, -EROFS, needle);
+	expect_refused(b, len, VHD_OPEN_RDWR, -EROFS, refusal);
+}
+
+static void expect_read_only(const uint8_t *b, size_t len, const char *needle)
+{
+	expect_read_only2(b, len, needle, needle);
 }
 
 Test(hostile, base_image_is_clean)
@@ -248,7 +254,7 @@ Test(hostile, end_footer_cookie_broken_uses_copy)
 	size_t len;
 	uint8_t *b = base_image(&len);
 	b[len - 512 + 3] = 'X'; /* "conXctix" */
-	expect_read_only(b, len, "offset 0");
+	expect_read_only2(b, len, "offset 0", "footer");
 	struct vhd_image *img;
 	struct vhd_error err;
 	cr_assert_eq(t_open_bytes(b, len, 0, &img, &err), 0);
@@ -272,7 +278,7 @@ Test(hostile, end_footer_invalid_uses_copy)
 	uint8_t *end = b + len - 512;
 	vhd_put_be32(end + T_F_DISK_TYPE, 7);
 	t_fix_footer(end); /* only the type is wrong */
-	expect_read_only(b, len, "type 7");
+	expect_read_only2(b, len, "type 7", "type 7");
 	free(b);
 }
 
