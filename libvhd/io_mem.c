@@ -1,5 +1,8 @@
 /* SPDX-License-Identifier: MIT */
-/* A growable in-memory file: for tests, fuzzers and scratch images. */
+/*
+ * A growable in-memory file: for tests, fuzzers and scratch images.  A
+ * write may move the buffer, so every call holds the backend's lock.
+ */
 #include <errno.h>
 #include <string.h>
 
@@ -7,6 +10,7 @@
 
 struct mem_io {
 	struct vhd_io base;
+	struct vhd_mutex *lock;
 	uint8_t *data;
 	size_t len, cap;
 };
@@ -16,7 +20,7 @@ static struct mem_io *mem(struct vhd_io *io)
 	return (struct mem_io *)io;
 }
 
-static int mem_pread(struct vhd_io *io, void *buf, size_t len, uint64_t off)
+static int pread_locked(struct vhd_io *io, void *buf, size_t len, uint64_t off)
 {
 	struct mem_io *m = mem(io);
 	if (!vhd_range_ok(off, len, m->len))
@@ -45,7 +49,7 @@ static int mem_reserve(struct mem_io *m, uint64_t size)
 	return 0;
 }
 
-static int mem_truncate(struct vhd_io *io, uint64_t size)
+static int truncate_locked(struct vhd_io *io, uint64_t size)
 {
 	struct mem_io *m = mem(io);
 	int r = mem_reserve(m, size);
@@ -57,13 +61,13 @@ static int mem_truncate(struct vhd_io *io, uint64_t size)
 	return 0;
 }
 
-static int mem_pwrite(struct vhd_io *io, const void *buf, size_t len, uint64_t off)
+static int pwrite_locked(struct vhd_io *io, const void *buf, size_t len, uint64_t off)
 {
 	struct mem_io *m = mem(io);
 	if (off > SIZE_MAX / 2 || len > SIZE_MAX / 2)
 		return -EFBIG;
 	if (off + len > m->len) {
-		int r = mem_truncate(io, off + len);
+		int r = truncate_locked(io, off + len);
 		if (r < 0)
 			return r;
 	}
@@ -77,13 +81,14 @@ static int mem_flush(struct vhd_io *io)
 	return 0;
 }
 
-static int mem_size(struct vhd_io *io, uint64_t *size)
+static int size_locked(struct vhd_io *io, uint64_t *size)
 {
 	*size = mem(io)->len;
 	return 0;
 }
 
-static int mem_discard(struct vhd_io *io, uint64_t off, uint64_t len)
+
+static int discard_locked(struct vhd_io *io, uint64_t off, uint64_t len)
 {
 	struct mem_io *m = mem(io);
 	if (!vhd_range_ok(off, len, m->len))
@@ -92,8 +97,42 @@ static int mem_discard(struct vhd_io *io, uint64_t off, uint64_t len)
 	return 0;
 }
 
+#define LOCKED(call)                                  \
+	do {                                          \
+		vhd_mutex_lock(mem(io)->lock);        \
+		int r_ = (call);                      \
+		vhd_mutex_unlock(mem(io)->lock);      \
+		return r_;                            \
+	} while (0)
+
+static int mem_pread(struct vhd_io *io, void *buf, size_t len, uint64_t off)
+{
+	LOCKED(pread_locked(io, buf, len, off));
+}
+
+static int mem_pwrite(struct vhd_io *io, const void *buf, size_t len, uint64_t off)
+{
+	LOCKED(pwrite_locked(io, buf, len, off));
+}
+
+static int mem_truncate(struct vhd_io *io, uint64_t size)
+{
+	LOCKED(truncate_locked(io, size));
+}
+
+static int mem_discard(struct vhd_io *io, uint64_t off, uint64_t len)
+{
+	LOCKED(discard_locked(io, off, len));
+}
+
+static int mem_size(struct vhd_io *io, uint64_t *size)
+{
+	LOCKED(size_locked(io, size));
+}
+
 static void mem_close(struct vhd_io *io)
 {
+	vhd_mutex_free(mem(io)->lock);
 	vhd_free(mem(io)->data);
 	vhd_free(io);
 }
@@ -115,7 +154,10 @@ int vhd_io_mem_open(const void *data, size_t len, struct vhd_io **out)
 		return -ENOMEM;
 	m->base.ops = &mem_ops;
 	m->base.name = "(memory)";
-	if (len && (mem_reserve(m, len) < 0)) {
+	m->lock = vhd_mutex_new();
+	if (!m->lock || (len && mem_reserve(m, len) < 0)) {
+		if (m->lock)
+			vhd_mutex_free(m->lock);
 		vhd_free(m);
 		return -ENOMEM;
 	}
