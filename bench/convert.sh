@@ -7,9 +7,8 @@
 #   --size SIZE   virtual size of the test image, K/M/G binary suffixes, a multiple of 1 MiB
 #                 (default 2G; e.g. --size 64M for a quick run)
 #   --runs N      runs per tool and case, the best (shortest) is reported (default 2)
-#   --sync        count the write-back too: each timed run ends with `sync -d OUTPUT` (qemu-img
-#                 convert does not fdatasync its output; vhdtool convert does, so without --sync
-#                 vhdtool pays for the disk writes and qemu-img does not)
+#   --sync        count the write-back too: each timed run ends with `sync -d OUTPUT`
+#                 (by default neither tool syncs its output, as cp does not)
 #   --qemu-only   time qemu-img alone (for trying the script before vhdtool is built)
 # Environment: VHDTOOL=path (default: build/vhdtool beside this folder), TMPDIR (scratch place;
 # needs about 5 x SIZE free).
@@ -182,7 +181,7 @@ run_case 'raw->fixed' "$W/ours-fixed.vhd" vpc "$W/qemu-fixed.vhd" vpc \
 
 echo
 echo "virtual size $BYTES bytes ($UNITS MiB, half data), best of $RUNS runs; ratio = qemu s / our s (>1: we are faster)"
-if (( SYNC )); then echo "times include sync -d of the output"; else echo "times exclude write-back (qemu-img does not fdatasync; vhdtool does; see --sync)"; fi
+if (( SYNC )); then echo "times include sync -d of the output"; else echo "times exclude write-back (neither tool syncs its output by default; see --sync)"; fi
 printf '%-13s %9s %9s %7s %9s %9s %8s %8s %4s %4s %4s\n' case 'our s' 'qemu s' ratio 'our MiB' 'qemu MiB' \
     'our du' 'qemu du' 'o=in' 'q=in' 'o=q'
 for row in "${ROWS[@]}"; do echo "$row"; done

@@ -297,7 +297,7 @@ int vhd_create_io(struct vhd_io *io, const struct vhd_create_params *params,
 		if (r < 0)
 			goto fail;
 	}
-	r = io->ops->flush(io);
+	r = (p.flags & VHD_CREATE_NO_SYNC) ? 0 : io->ops->flush(io);
 	if (r < 0) {
 		vhd_set_error(err, r, "%s: flush failed", io->name);
 		goto fail;
@@ -308,7 +308,8 @@ int vhd_create_io(struct vhd_io *io, const struct vhd_create_params *params,
 		io->ops->close(io);
 		return 0;
 	}
-	return vhd_open_io(io, VHD_OPEN_RDWR, out, err);
+	return vhd_open_io(io, VHD_OPEN_RDWR | ((p.flags & VHD_CREATE_NO_SYNC) ? VHD_OPEN_NO_SYNC : 0),
+			   out, err);
 fail:
 	vhd_free(chunk);
 	vhd_free(loc_data);

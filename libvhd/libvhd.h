@@ -128,6 +128,10 @@ VHD_API void vhd_io_close(struct vhd_io *io);
 #define VHD_OPEN_PARENT_OPTIONAL   0x04u
 /* Do not look for the parent at all. */
 #define VHD_OPEN_NO_PARENT         0x08u
+/* Never ask the backend to sync (qemu's cache=unsafe): for outputs that
+ * are thrown away if the job fails, such as a new image being converted
+ * into.  Write order is kept; durability is left to the OS. */
+#define VHD_OPEN_NO_SYNC           0x10u
 
 struct vhd_image;
 
@@ -151,6 +155,7 @@ VHD_API const char *vhd_warnings(struct vhd_image *img);
 /* ---- Creating images ------------------------------------------------- */
 
 #define VHD_CREATE_AZURE 0x01u  /* fixed, whole-MiB size, 20 MiB to 32 TiB */
+#define VHD_CREATE_NO_SYNC 0x02u /* open the new image with VHD_OPEN_NO_SYNC */
 
 struct vhd_create_params {
 	enum vhd_type type;

@@ -238,6 +238,8 @@ static int write_sectors(struct vhd_image *img, const uint8_t *bits, uint64_t da
 
 static int flush_io(struct vhd_image *img)
 {
+	if (img->open_flags & VHD_OPEN_NO_SYNC)
+		return 0;
 	int r = img->io->ops->flush(img->io);
 	if (r < 0)
 		return vhd_img_error(img, r, "%s: flush failed: %s", img->io->name, vhd_strerror(r));

@@ -325,11 +325,12 @@ int cmd_convert(int argc, char **argv)
 		{ "azure", no_argument, NULL, 'A' },
 		{ "progress", no_argument, NULL, 'p' },
 		{ "overwrite", no_argument, NULL, 'W' },
+		{ "sync", no_argument, NULL, 'Y' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *src_fmt = NULL, *out_fmt = "dynamic", *backing = NULL;
 	uint32_t block_size = 0;
-	bool azure = false, progress_on = false, overwrite = false, out_given = false;
+	bool azure = false, progress_on = false, overwrite = false, out_given = false, sync = false;
 	int c;
 
 	while ((c = getopt_long(argc, argv, "f:O:B:p", opts, NULL)) != -1) {
@@ -360,6 +361,9 @@ int cmd_convert(int argc, char **argv)
 			break;
 		case 'W':
 			overwrite = true;
+			break;
+		case 'Y':
+			sync = true;
 			break;
 		default:
 			return vt_usage("convert");
@@ -440,7 +444,7 @@ int cmd_convert(int argc, char **argv)
 										: VHD_TYPE_DYNAMIC,
 			.size = azure ? vt_azure_round(size) : size,
 			.block_size = block_size,
-			.flags = azure ? VHD_CREATE_AZURE : 0,
+			.flags = (azure ? VHD_CREATE_AZURE : 0) | (sync ? 0 : VHD_CREATE_NO_SYNC),
 			.parent = backing,
 		};
 		if (p.type != VHD_TYPE_DIFFERENCING && size % 512) {
@@ -472,7 +476,13 @@ int cmd_convert(int argc, char **argv)
 			vt_error("%s", vhd_errmsg(d.img));
 			goto out;
 		}
-	} else if (d.raw->ops->flush(d.raw) < 0) {
+		r = vhd_close(d.img);
+		d.img = NULL;
+		if (r < 0) {
+			vt_error("%s: cannot finish the image: %s", dst_path, strerror(-r));
+			goto out;
+		}
+	} else if (sync && d.raw->ops->flush(d.raw) < 0) {
 		vt_error("%s: flush failed", dst_path);
 		goto out;
 	}

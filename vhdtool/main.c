@@ -23,7 +23,7 @@ const struct command vhdtool_commands[] = {
 	  "2 corruption found, 3 only leaked space.\n"
 	  "      --json           machine-readable output" },
 	{ "convert", cmd_convert,
-	  "[-f raw|vhd] [-O raw|fixed|dynamic] [-B PARENT] [--block-size N] [--azure] [-p] [--overwrite] SRC DST",
+	  "[-f raw|vhd] [-O raw|fixed|dynamic] [-B PARENT] [--block-size N] [--azure] [-p] [--overwrite] [--sync] SRC DST",
 	  "Copy a raw image or any VHD (a differencing chain reads through its parents)\n"
 	  "into a raw, fixed or dynamic image. Zero runs stay holes or unallocated.\n"
 	  "  -f FMT               source format (default: detected)\n"
@@ -32,7 +32,9 @@ const struct command vhdtool_commands[] = {
 	  "      --block-size N   block size of a dynamic or differencing output\n"
 	  "      --azure          fixed output for Azure (whole MiB, 20 MiB to 32 TiB)\n"
 	  "  -p, --progress       show progress\n"
-	  "      --overwrite      replace DST if it exists" },
+	  "      --overwrite      replace DST if it exists\n"
+	  "      --sync           make DST durable before exiting (default: leave it to the OS, as cp\n"
+	  "                       and qemu-img convert do)" },
 	{ "map", cmd_map, "[--json] FILE",
 	  "List the extents of the virtual disk: where data lives (which layer of a chain)\n"
 	  "and which ranges read as zeros.\n"

@@ -333,3 +333,11 @@ uint8_t *t_read_file(const char *path, size_t *len)
 	*len = (size_t)n;
 	return buf;
 }
+
+void t_write_file(const char *path, const uint8_t *data, size_t len)
+{
+	FILE *f = fopen(path, "wb");
+	cr_assert_not_null(f, "%s: %s", path, strerror(errno));
+	cr_assert_eq(fwrite(data, 1, len, f), len);
+	cr_assert_eq(fclose(f), 0);
+}

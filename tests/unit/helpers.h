@@ -94,5 +94,7 @@ char *t_mkdtemp(void);
 void t_rmtree(const char *dir);
 /* Read a whole file into a malloc'ed buffer; asserts success. */
 uint8_t *t_read_file(const char *path, size_t *len);
+/* Write (create or replace) a whole file; asserts success. */
+void t_write_file(const char *path, const uint8_t *data, size_t len);
 
 #endif

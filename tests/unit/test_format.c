@@ -16,7 +16,7 @@
 		char a_[256], b_[256];                                                      \
 		int na_ = vhd_format(a_, sizeof(a_), __VA_ARGS__);                          \
 		int nb_ = snprintf(b_, sizeof(b_), __VA_ARGS__);                            \
-		cr_assert_str_eq(a_, b_, "format %s", #__VA_ARGS__);                        \
+		cr_assert_str_eq(a_, b_, "%s: '%s', printf gives '%s'", #__VA_ARGS__, a_, b_); \
 		cr_assert_eq(na_, nb_, "length for %s", #__VA_ARGS__);                      \
 	} while (0)
 
