@@ -148,3 +148,7 @@ install: all
 
 clean:
 	rm -rf build
+
+# Fuzz targets (libFuzzer): `make fuzz` grows the corpora; `make fuzz-replay`
+# replays them with fixed seeds and is part of `make check`.
+-include tests/fuzz/fuzz.mk

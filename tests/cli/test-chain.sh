@@ -101,6 +101,16 @@ cp "$T/moved/child.vhd" "$T/fifo/child.vhd"
 mkfifo "$T/fifo/base.vhd"
 expect_error "not a regular file" timeout 10 "$VHDTOOL" convert -O raw "$T/fifo/child.vhd" "$T/x.raw"
 
+# Depth: 64 parents are fine, a 65th is refused with a clear message.
+mkdir "$T/deep"
+vhdtool create "$T/deep/l0.vhd" 1M >/dev/null
+for i in $(seq 1 65); do
+	vhdtool create -b "$T/deep/l$((i - 1)).vhd" "$T/deep/l$i.vhd" >/dev/null 2>&1 || break
+done
+expect_status 0 vhdtool convert -O raw "$T/deep/l64.vhd" "$T/deep.raw"
+[ ! -e "$T/deep/l65.vhd" ] || fail "created a child 65 levels deep"
+expect_error "deeper than 64" vhdtool create -b "$T/deep/l64.vhd" "$T/deep/l65.vhd"
+
 # The Windows-made child over a parent we build with the UUID it expects.
 mkdir "$T/fat"
 cp "$FIXTURES/dfvfs/fat-differential.vhd" "$T/fat/"
