@@ -383,7 +383,7 @@ static void check_dynamic(struct checker *c, const struct vhd_footer *f, uint64_
 		reg[n++] = (struct region){ off, off + span, "a data block", true, i };
 	}
 	sort_regions(reg, n);
-	uint64_t covered = 0;
+	uint64_t covered = 0, unused = 0, leak_at = 0;
 	const struct region *prev = NULL;
 	for (size_t i = 0; i < n; i++) {
 		const struct region *r = &reg[i];
@@ -405,7 +405,15 @@ static void check_dynamic(struct checker *c, const struct vhd_footer *f, uint64_
 					"%s at 0x%llx overlaps %s", r->what, (unsigned long long)r->start,
 					prev->what);
 		} else if (r->start > covered && r->start - covered >= LEAK_MIN && r->is_block) {
-			c->rep->leaked_bytes += r->start - covered;
+			/* Freed blocks (TRIM, zeroing) are holes: space to compact,
+			 * not lost.  Anything else is leaked. */
+			if (reads_as_zero(c, covered, r->start - covered)) {
+				unused += r->start - covered;
+			} else {
+				if (!c->rep->leaked_bytes)
+					leak_at = covered;
+				c->rep->leaked_bytes += r->start - covered;
+			}
 		}
 		if (r->end > covered)
 			covered = r->end;
@@ -418,12 +426,19 @@ static void check_dynamic(struct checker *c, const struct vhd_footer *f, uint64_
 			WARN(c, "file", "size", covered,
 			     "%llu bytes after the last block read as zeros: room reserved for new blocks (the image is open for writing, or was not closed)",
 			     (unsigned long long)tail);
-		else
+		else {
+			if (!c->rep->leaked_bytes)
+				leak_at = covered;
 			c->rep->leaked_bytes += tail;
+		}
 	}
+	if (unused)
+		WARN(c, "file", "blocks", 0,
+		     "%llu bytes between blocks are unused and read as zeros (freed blocks; compact reclaims them)",
+		     (unsigned long long)unused);
 	if (c->rep->leaked_bytes)
-		finding(c, VHD_FINDING_LEAK, "file", "blocks", covered,
-			"%llu bytes are not used by any block or metadata (leaked space)",
+		finding(c, VHD_FINDING_LEAK, "file", "blocks", leak_at,
+			"%llu bytes are not used by any block or metadata (leaked space; the first at this offset)",
 			(unsigned long long)c->rep->leaked_bytes);
 
 	if (f->disk_type == VHD_TYPE_DYNAMIC)

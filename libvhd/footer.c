@@ -165,8 +165,10 @@ uint64_t vhd_geometry_size(struct vhd_geometry g)
  * Virtual PC sized disks by CHS; qemu-img writes `qemu` images the same
  * way.  For those two creators the CHS size is the disk size unless the
  * geometry is the maximum (then the disk is bigger than CHS can say).
- * Everyone else (Hyper-V, disk2vhd, XenServer, VirtualBox, us) means
- * current_size.  qemu-img 7.2 follows the same rule for these creators.
+ * Hyper-V, disk2vhd, XenServer, VirtualBox and we mean current_size.
+ * qemu-img 7.2 agrees for `vpc `, `qemu` and its current_size list, but
+ * also takes the CHS size for every other creator (`vbox` among them);
+ * there we follow the writer's intent and libvhdi, not qemu-img.
  */
 uint64_t vhd_footer_virtual_size(const struct vhd_footer *f, bool *from_geometry)
 {

@@ -205,6 +205,38 @@ void vhd_image_free(struct vhd_image *img);
 /* Fill the derived block geometry from the header (block size, bitmap). */
 void vhd_image_set_block_size(struct vhd_image *img, uint32_t block_size);
 
+/* ---- rw.c: shared with zero.c ------------------------------------------ */
+
+static inline uint32_t vhd_bat_get(const struct vhd_image *img, uint32_t blk)
+{
+	return __atomic_load_n(&img->bat[blk], __ATOMIC_ACQUIRE);
+}
+
+static inline uint8_t vhd_state_get(const struct vhd_image *img, uint32_t blk)
+{
+	return __atomic_load_n(&img->block_state[blk], __ATOMIC_RELAXED);
+}
+
+static inline void vhd_state_set(struct vhd_image *img, uint32_t blk, uint8_t st)
+{
+	__atomic_store_n(&img->block_state[blk], st, __ATOMIC_RELAXED);
+}
+
+static inline uint64_t vhd_block_offset(const struct vhd_image *img, uint32_t blk)
+{
+	return (uint64_t)vhd_bat_get(img, blk) * VHD_SECTOR_SIZE;
+}
+
+int vhd_write_file(struct vhd_image *img, const void *buf, size_t len, uint64_t off);
+void vhd_mark_bat_dirty(struct vhd_image *img, uint32_t blk);
+/*
+ * Allocate block blk (meta_lock held, the block free) and write
+ * [in_off, in_off + len) of it from buf.  With buf NULL the block is made
+ * of zeros with every bitmap bit set, and no data is written.
+ */
+int vhd_allocate_block(struct vhd_image *img, uint32_t blk, uint32_t in_off, const uint8_t *buf,
+		       size_t len, uint64_t voff);
+
 /* ---- chain.c ---------------------------------------------------------- */
 
 /* Decode parent locator entry i; false when unused or unreadable. */

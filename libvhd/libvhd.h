@@ -101,7 +101,7 @@ struct vhd_io {
 };
 
 /* Flags for vhd_io_posix_open. */
-#define VHD_IO_RDWR   0x1u  /* open for writing and take the writer's lock */
+#define VHD_IO_RDWR   0x1u  /* open for writing; a regular file gets the writer's lock */
 #define VHD_IO_CREATE 0x2u  /* create the file; fail if it exists */
 #define VHD_IO_ANY_FILE 0x4u /* accept devices and pipes too */
 
@@ -142,8 +142,8 @@ VHD_API int vhd_open(const char *path, unsigned flags, struct vhd_image **out,
  * the call fails. */
 VHD_API int vhd_open_io(struct vhd_io *io, unsigned flags, struct vhd_image **out,
 			struct vhd_error *err);
-/* Flush (if writable) and close the image and its parents.  Returns the
- * flush's result. */
+/* Flush (if writable), give back the room reserved for new blocks, and
+ * close the image and its parents.  Returns the first error of those steps. */
 VHD_API int vhd_close(struct vhd_image *img);
 
 /* Last error on this image (not thread-safe, see above). */
@@ -155,7 +155,7 @@ VHD_API const char *vhd_warnings(struct vhd_image *img);
 /* ---- Creating images ------------------------------------------------- */
 
 #define VHD_CREATE_AZURE 0x01u  /* fixed, whole-MiB size, 20 MiB to 32 TiB */
-#define VHD_CREATE_NO_SYNC 0x02u /* open the new image with VHD_OPEN_NO_SYNC */
+#define VHD_CREATE_NO_SYNC 0x02u /* no flush after creating; opened with VHD_OPEN_NO_SYNC */
 
 struct vhd_create_params {
 	enum vhd_type type;
@@ -181,7 +181,9 @@ struct vhd_parent_ref {
 	const char *absolute_path;   /* absolute POSIX path, or NULL */
 };
 
-/* Create an image on an empty backend; the new image owns io. */
+/* Create an image on an empty backend; the new image owns io.  A
+ * differencing image returned in out is opened through the backend's
+ * open_sibling, which must then exist. */
 VHD_API int vhd_create_io(struct vhd_io *io, const struct vhd_create_params *params,
 			  const struct vhd_parent_ref *parent, struct vhd_image **out,
 			  struct vhd_error *err);
@@ -198,6 +200,24 @@ VHD_API int vhd_pwrite(struct vhd_image *img, const void *buf, size_t len, uint6
 /* Make every completed write durable. */
 VHD_API int vhd_flush(struct vhd_image *img);
 
+#define VHD_ZERO_MAY_UNMAP 0x1u   /* free blocks / punch holes rather than write */
+#define VHD_ZERO_FAST      0x2u   /* fail with -ENOTSUP rather than write zeros */
+
+/*
+ * Make [off, off + len) read as zeros.  Whole blocks of a dynamic image are
+ * unmapped (BAT entry freed at the next flush, file space punched) with
+ * VHD_ZERO_MAY_UNMAP; in a differencing image they get every bitmap bit
+ * set over a data area that is a hole, so the parent no longer shows.
+ * Partial blocks are written with zeros unless VHD_ZERO_FAST forbids it.
+ */
+VHD_API int vhd_zero(struct vhd_image *img, uint64_t off, uint64_t len, unsigned flags);
+/*
+ * Advisory: the range's contents may be dropped.  Whole blocks of a dynamic
+ * (not differencing) image are unmapped and fixed images get holes
+ * punched; anything else is left as it is.
+ */
+VHD_API int vhd_discard(struct vhd_image *img, uint64_t off, uint64_t len);
+
 VHD_API uint64_t vhd_virtual_size(const struct vhd_image *img);
 VHD_API enum vhd_type vhd_get_type(const struct vhd_image *img);
 
@@ -208,7 +228,8 @@ struct vhd_extent {
 	uint64_t length;        /* bytes from the queried offset */
 	unsigned flags;         /* VHD_EXTENT_* */
 	int depth;              /* layer holding the data: 0 = this image,
-				   1 = its parent, ...; chain length when none */
+				   1 = its parent, ...; when no layer holds it,
+				   the bottom layer's depth (as qemu-img map) */
 	uint64_t file_offset;   /* where the range starts in that layer's
 				   file, UINT64_MAX when not stored */
 };

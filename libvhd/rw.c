@@ -5,7 +5,7 @@
  * Crash safety comes from the order of writes.  New blocks go into room
  * that reserve_space made before the end footer, and making that room ends
  * in a flush, so the file always ends in a durable footer that no block
- * write touches.  A block's bitmap and data go first; its BAT entry is
+ * write touches.  A block's data and bitmap go first; its BAT entry is
  * written only at the next vhd_flush, after the data is durable.  A cut
  * before that flush leaves leaked space, never a BAT entry that points at
  * foreign bytes.  In an existing block data goes first, bitmap bits after.
@@ -15,26 +15,6 @@
 
 #include "endian.h"
 #include "internal.h"
-
-static inline uint32_t bat_get(const struct vhd_image *img, uint32_t blk)
-{
-	return __atomic_load_n(&img->bat[blk], __ATOMIC_ACQUIRE);
-}
-
-static inline uint8_t state_get(const struct vhd_image *img, uint32_t blk)
-{
-	return __atomic_load_n(&img->block_state[blk], __ATOMIC_RELAXED);
-}
-
-static inline void state_set(struct vhd_image *img, uint32_t blk, uint8_t st)
-{
-	__atomic_store_n(&img->block_state[blk], st, __ATOMIC_RELAXED);
-}
-
-static inline uint64_t block_file_offset(const struct vhd_image *img, uint32_t blk)
-{
-	return (uint64_t)bat_get(img, blk) * VHD_SECTOR_SIZE;
-}
 
 /* A bitmap buffer: on the stack for the usual sizes, else on the heap. */
 struct bitmap_buf {
@@ -60,11 +40,11 @@ static void bitmap_buf_put(struct bitmap_buf *b)
 
 static int read_bitmap(struct vhd_image *img, uint32_t blk, uint8_t *bits)
 {
-	int r = img->io->ops->pread(img->io, bits, img->bitmap_bytes, block_file_offset(img, blk));
+	int r = img->io->ops->pread(img->io, bits, img->bitmap_bytes, vhd_block_offset(img, blk));
 	if (r < 0)
 		return vhd_img_error(img, r, "%s: cannot read the sector bitmap of block %u",
 				     img->io->name, blk);
-	state_set(img, blk, vhd_bitmap_all_set(bits, img->sectors_per_block) ? VHD_BLOCK_FULL
+	vhd_state_set(img, blk, vhd_bitmap_all_set(bits, img->sectors_per_block) ? VHD_BLOCK_FULL
 									   : VHD_BLOCK_PARTIAL);
 	return 0;
 }
@@ -104,7 +84,7 @@ static int read_file(struct vhd_image *img, void *buf, size_t len, uint64_t off)
 	return 0;
 }
 
-static int write_file(struct vhd_image *img, const void *buf, size_t len, uint64_t off)
+int vhd_write_file(struct vhd_image *img, const void *buf, size_t len, uint64_t off)
 {
 	int r = img->io->ops->pwrite(img->io, buf, len, off);
 	if (r < 0)
@@ -117,11 +97,11 @@ static int write_file(struct vhd_image *img, const void *buf, size_t len, uint64
 static int read_block(struct vhd_image *img, uint32_t blk, uint32_t in_off, uint8_t *buf,
 		      size_t len, uint64_t voff)
 {
-	if (bat_get(img, blk) == VHD_BAT_FREE)
+	if (vhd_bat_get(img, blk) == VHD_BAT_FREE)
 		return read_below(img, buf, len, voff);
 
-	uint64_t data = block_file_offset(img, blk) + img->bitmap_bytes;
-	if (state_get(img, blk) == VHD_BLOCK_FULL)
+	uint64_t data = vhd_block_offset(img, blk) + img->bitmap_bytes;
+	if (vhd_state_get(img, blk) == VHD_BLOCK_FULL)
 		return read_file(img, buf, len, data + in_off);
 
 	struct bitmap_buf bm;
@@ -204,7 +184,7 @@ static int write_sectors(struct vhd_image *img, const uint8_t *bits, uint64_t da
 		if (r < 0)
 			return r;
 		memcpy(sector_buf + head, buf, n);
-		r = write_file(img, sector_buf, VHD_SECTOR_SIZE, data + in_off - head);
+		r = vhd_write_file(img, sector_buf, VHD_SECTOR_SIZE, data + in_off - head);
 		if (r < 0)
 			return r;
 		buf += n;
@@ -220,7 +200,7 @@ static int write_sectors(struct vhd_image *img, const uint8_t *bits, uint64_t da
 		tail = 0;
 	size_t body = len - tail;
 	if (body) {
-		r = write_file(img, buf, body, data + in_off);
+		r = vhd_write_file(img, buf, body, data + in_off);
 		if (r < 0)
 			return r;
 	}
@@ -229,7 +209,7 @@ static int write_sectors(struct vhd_image *img, const uint8_t *bits, uint64_t da
 		if (r < 0)
 			return r;
 		memcpy(sector_buf, buf + body, tail);
-		r = write_file(img, sector_buf, VHD_SECTOR_SIZE, data + in_off + body);
+		r = vhd_write_file(img, sector_buf, VHD_SECTOR_SIZE, data + in_off + body);
 		if (r < 0)
 			return r;
 	}
@@ -248,17 +228,16 @@ static int flush_io(struct vhd_image *img)
 
 static int write_footer_at(struct vhd_image *img, uint64_t off)
 {
-	return write_file(img, img->footer_raw, VHD_FOOTER_SIZE, off);
+	return vhd_write_file(img, img->footer_raw, VHD_FOOTER_SIZE, off);
 }
 
-static void mark_bat_dirty(struct vhd_image *img, uint32_t blk)
+void vhd_mark_bat_dirty(struct vhd_image *img, uint32_t blk)
 {
 	uint32_t sector = blk / (VHD_SECTOR_SIZE / 4);
 	img->bat_dirty[sector / 8] |= (uint8_t)(1u << (sector % 8));
 	img->bat_is_dirty = true;
 }
 
-/* Called with meta_lock held and the block unallocated. */
 /*
  * Move the end footer out so that [next_block, next_block + need) lies
  * before it, with room for more blocks.  The flush is the one barrier in
@@ -284,12 +263,12 @@ static int reserve_space(struct vhd_image *img, uint64_t need)
 	/* The old footer now lies where blocks will go: blocks must read
 	 * zeros in the sectors they are not given, never a stale footer. */
 	if (vhd_range_ok(old, VHD_FOOTER_SIZE, end))
-		r = write_file(img, zeros, VHD_FOOTER_SIZE, old);
+		r = vhd_write_file(img, zeros, VHD_FOOTER_SIZE, old);
 	return r;
 }
 
 /* Called with meta_lock held and the block unallocated. */
-static int allocate_block(struct vhd_image *img, uint32_t blk, uint32_t in_off,
+int vhd_allocate_block(struct vhd_image *img, uint32_t blk, uint32_t in_off,
 			  const uint8_t *buf, size_t len, uint64_t voff)
 {
 	uint64_t off = img->next_block;
@@ -321,23 +300,25 @@ static int allocate_block(struct vhd_image *img, uint32_t blk, uint32_t in_off,
 	/* A new dynamic block lies past the old end of the file and reads as
 	 * zeros, so it holds every sector already; a differencing block holds
 	 * none, and partial sectors are completed from the parent. */
-	r = write_sectors(img, diff ? NULL : bm.bits, off + img->bitmap_bytes, in_off, buf, len,
-			  voff);
-	if (r < 0)
-		goto out;
-	if (diff) {
+	if (buf) {
+		r = write_sectors(img, diff ? NULL : bm.bits, off + img->bitmap_bytes, in_off, buf,
+				  len, voff);
+		if (r < 0)
+			goto out;
+	}
+	if (diff && buf) {
 		memset(bm.bits, 0, img->bitmap_bytes);
 		vhd_bitmap_set_range(bm.bits, in_off / VHD_SECTOR_SIZE,
 				     (uint32_t)((in_off + len - 1) / VHD_SECTOR_SIZE -
 						in_off / VHD_SECTOR_SIZE + 1));
 	}
-	r = write_file(img, bm.bits, img->bitmap_bytes, off);
+	r = vhd_write_file(img, bm.bits, img->bitmap_bytes, off);
 	if (r < 0)
 		goto out;
 	__atomic_store_n(&img->bat[blk], (uint32_t)(off / VHD_SECTOR_SIZE), __ATOMIC_RELEASE);
-	state_set(img, blk, !diff || vhd_bitmap_all_set(bm.bits, img->sectors_per_block)
+	vhd_state_set(img, blk, !diff || vhd_bitmap_all_set(bm.bits, img->sectors_per_block)
 			    ? VHD_BLOCK_FULL : VHD_BLOCK_PARTIAL);
-	mark_bat_dirty(img, blk);
+	vhd_mark_bat_dirty(img, blk);
 out:
 	bitmap_buf_put(&bm);
 	return r;
@@ -347,7 +328,7 @@ out:
 static int write_partial_block(struct vhd_image *img, uint32_t blk, uint32_t in_off,
 			       const uint8_t *buf, size_t len, uint64_t voff)
 {
-	uint64_t boff = block_file_offset(img, blk);
+	uint64_t boff = vhd_block_offset(img, blk);
 	struct bitmap_buf bm;
 	int r = bitmap_buf_get(img, &bm);
 	if (r < 0)
@@ -363,11 +344,11 @@ static int write_partial_block(struct vhd_image *img, uint32_t blk, uint32_t in_
 	vhd_bitmap_set_range(bm.bits, first, last - first + 1);
 	/* Write back only the bitmap sectors that changed. */
 	uint32_t s0 = first / 8 / VHD_SECTOR_SIZE, s1 = last / 8 / VHD_SECTOR_SIZE;
-	r = write_file(img, bm.bits + s0 * VHD_SECTOR_SIZE, (s1 - s0 + 1) * VHD_SECTOR_SIZE,
+	r = vhd_write_file(img, bm.bits + s0 * VHD_SECTOR_SIZE, (s1 - s0 + 1) * VHD_SECTOR_SIZE,
 		       boff + s0 * VHD_SECTOR_SIZE);
 	if (r < 0)
 		goto out;
-	state_set(img, blk, vhd_bitmap_all_set(bm.bits, img->sectors_per_block) ? VHD_BLOCK_FULL
+	vhd_state_set(img, blk, vhd_bitmap_all_set(bm.bits, img->sectors_per_block) ? VHD_BLOCK_FULL
 										: VHD_BLOCK_PARTIAL);
 out:
 	bitmap_buf_put(&bm);
@@ -380,14 +361,14 @@ static int write_block(struct vhd_image *img, uint32_t blk, uint32_t in_off, con
 	int r;
 
 	/* The common case needs no lock: the block is there and complete. */
-	if (bat_get(img, blk) != VHD_BAT_FREE && state_get(img, blk) == VHD_BLOCK_FULL)
-		return write_file(img, buf, len, block_file_offset(img, blk) + img->bitmap_bytes + in_off);
+	if (vhd_bat_get(img, blk) != VHD_BAT_FREE && vhd_state_get(img, blk) == VHD_BLOCK_FULL)
+		return vhd_write_file(img, buf, len, vhd_block_offset(img, blk) + img->bitmap_bytes + in_off);
 
 	vhd_mutex_lock(img->meta_lock);
-	if (bat_get(img, blk) == VHD_BAT_FREE) {
-		r = allocate_block(img, blk, in_off, buf, len, voff);
+	if (vhd_bat_get(img, blk) == VHD_BAT_FREE) {
+		r = vhd_allocate_block(img, blk, in_off, buf, len, voff);
 	} else {
-		if (state_get(img, blk) == VHD_BLOCK_UNKNOWN) {
+		if (vhd_state_get(img, blk) == VHD_BLOCK_UNKNOWN) {
 			struct bitmap_buf bm;
 			r = bitmap_buf_get(img, &bm);
 			if (r == 0)
@@ -396,9 +377,9 @@ static int write_block(struct vhd_image *img, uint32_t blk, uint32_t in_off, con
 			if (r < 0)
 				goto out;
 		}
-		if (state_get(img, blk) == VHD_BLOCK_FULL)
-			r = write_file(img, buf, len,
-				       block_file_offset(img, blk) + img->bitmap_bytes + in_off);
+		if (vhd_state_get(img, blk) == VHD_BLOCK_FULL)
+			r = vhd_write_file(img, buf, len,
+				       vhd_block_offset(img, blk) + img->bitmap_bytes + in_off);
 		else
 			r = write_partial_block(img, blk, in_off, buf, len, voff);
 	}
@@ -415,7 +396,7 @@ int vhd_pwrite(struct vhd_image *img, const void *buf, size_t len, uint64_t off)
 	if (r < 0 || !len)
 		return r;
 	if (img->footer.disk_type == VHD_TYPE_FIXED)
-		return write_file(img, buf, len, off);
+		return vhd_write_file(img, buf, len, off);
 
 	const uint8_t *p = buf;
 	while (len) {
@@ -452,7 +433,7 @@ static int write_dirty_bat(struct vhd_image *img)
 		}
 		for (uint32_t i = 0; i < per && first + i < img->bat_entries; i++)
 			vhd_put_be32(sector + 4 * i, img->bat[first + i]);
-		int r = write_file(img, sector, sizeof(sector), at);
+		int r = vhd_write_file(img, sector, sizeof(sector), at);
 		if (r < 0)
 			return r;
 		img->bat_dirty[s / 8] &= (uint8_t)~(1u << (s % 8));

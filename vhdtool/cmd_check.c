@@ -36,10 +36,10 @@ int cmd_check(int argc, char **argv)
 		else if (c == 'o' && (strcmp(optarg, "json") == 0 || strcmp(optarg, "human") == 0))
 			json = strcmp(optarg, "json") == 0;
 		else
-			return vt_usage("check") ? CHECK_INCOMPLETE : CHECK_INCOMPLETE;
+			return vt_usage("check");
 	}
 	if (argc - optind != 1)
-		return vt_usage("check") ? CHECK_INCOMPLETE : CHECK_INCOMPLETE;
+		return vt_usage("check");
 	const char *file = argv[optind];
 
 	struct vhd_check_report rep;
@@ -90,7 +90,7 @@ int cmd_check(int argc, char **argv)
 		else if (status == CHECK_CORRUPT)
 			printf("%u corruption(s) found on the image.\n", rep.corruptions);
 		else
-			printf("The check could not complete: the image's structure cannot be read.\n");
+			printf("The check could not complete (see above).\n");
 	}
 	vhd_check_report_free(&rep);
 	return status;

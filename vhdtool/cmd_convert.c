@@ -391,8 +391,9 @@ int cmd_convert(int argc, char **argv)
 		}
 		fmt = OUT_FIXED;
 	}
-	if (backing && fmt != OUT_DYNAMIC) {
-		vt_error("-B writes a differencing image; it cannot be combined with -O %s", out_fmt);
+	if (backing && (fmt != OUT_DYNAMIC || azure)) {
+		vt_error("-B writes a differencing image; it cannot be combined with %s",
+			 azure ? "--azure" : out_fmt);
 		return EXIT_FAIL;
 	}
 

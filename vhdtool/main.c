@@ -13,7 +13,8 @@ const struct command vhdtool_commands[] = {
 	  "Create an image of exactly SIZE bytes (K, M, G, T suffixes are binary).\n"
 	  "  -t, --type TYPE      fixed, dynamic (default) or differencing\n"
 	  "  -b, --parent PARENT  make a differencing child of PARENT (size from PARENT)\n"
-	  "      --block-size N   dynamic block size, a power of two from 512K to 256M (default 2M)\n"
+	  "      --block-size N   block size of a dynamic or differencing image, a power of two\n"
+	  "                       from 512K to 256M (default 2M)\n"
 	  "      --azure          fixed image for Azure: size rounded up to whole MiB, 20 MiB to 32 TiB" },
 	{ "info", cmd_info, "[--json] FILE",
 	  "Show an image's type, sizes, identity, checksums and its whole parent chain.\n"

@@ -97,4 +97,19 @@ uint8_t *t_read_file(const char *path, size_t *len);
 /* Write (create or replace) a whole file; asserts success. */
 void t_write_file(const char *path, const uint8_t *data, size_t len);
 
+/*
+ * A small hand-built dynamic or differencing image with 4 KiB blocks
+ * (legal to read, though we never create them), so that thousands of
+ * mutations stay cheap.  TINY_ENTRIES BAT entries; blocks 0, 3, 5 and 15
+ * are allocated, block 3 holds only sectors 0-2 and 5.  Data: block k's
+ * sectors are t_fill(..., 500 + index) where index is the allocation
+ * order (0..3); block 3's held sectors use 301 (sectors 0-2) and 401
+ * (sector 5).  A differencing image names parent "p.vhd" (W2ru and MacX
+ * locators) that does not exist.
+ */
+#define TINY_BS 4096u
+#define TINY_VSIZE (15u * TINY_BS + 2048u)
+#define TINY_ENTRIES 16u
+uint8_t *t_tiny_image(enum vhd_type type, size_t *len);
+
 #endif

@@ -204,12 +204,14 @@ Test(chain, cycle_is_refused)
 		cr_assert(strstr(err.message, "cycle") || strstr(err.message, "chain"), "%s",
 			  err.message);
 	}
-	/* With PARENT_OPTIONAL it opens; the layer whose parent closes the
+	/* With PARENT_OPTIONAL (and the identity override, so that b is taken
+	 * as a's parent) it opens; the layer whose parent would close the
 	 * loop says so, and reads that reach below it fail. */
 	struct vhd_image *img = NULL;
 	struct vhd_error err;
-	cr_assert_eq(vhd_open(in_dir("a.vhd"), VHD_OPEN_PARENT_OPTIONAL, &img, &err), 0, "%s",
-		     err.message);
+	cr_assert_eq(vhd_open(in_dir("a.vhd"), VHD_OPEN_PARENT_OPTIONAL | VHD_OPEN_IGNORE_PARENT_ID,
+			      &img, &err),
+		     0, "%s", err.message);
 	bool named = false;
 	for (struct vhd_image *p = img; p; p = vhd_parent(p))
 		named = named || (vhd_parent_error(p) && strstr(vhd_parent_error(p), "cycle"));
@@ -285,4 +287,87 @@ Test(chain, too_deep_is_refused)
 	cr_assert(r == -EMLINK || r == -ELOOP, "%d %s", r, err.message);
 	cr_assert_null(img);
 	cr_assert_not_null(strstr(err.message, "deeper"), "%s", err.message);
+}
+
+Test(chain, child_larger_than_parent_reads_zeros_past_its_end)
+{
+	make_dynamic(in_dir("base.vhd"), 5);
+	struct vhd_create_params p = { .type = VHD_TYPE_DIFFERENCING, .parent = in_dir("base.vhd"),
+				       .block_size = BSZ };
+	struct vhd_error err;
+	cr_assert_eq(vhd_create(in_dir("child.vhd"), &p, NULL, &err), 0, "%s", err.message);
+	/* Grow the child to twice its parent (as a resize would). */
+	size_t len;
+	uint8_t *b = t_read_file(in_dir("child.vhd"), &len);
+	t_patch_footers_be64(b, len, T_F_CURRENT_SIZE, 2 * SIZE);
+	vhd_put_be32(b + 512 + T_H_MAX_ENTRIES, 2 * SIZE / BSZ);
+	t_fix_header(b + 512);
+	t_write_file(in_dir("child.vhd"), b, len);
+	free(b);
+
+	struct vhd_image *img;
+	cr_assert_eq(vhd_open(in_dir("child.vhd"), VHD_OPEN_RDWR, &img, &err), 0, "%s", err.message);
+	cr_assert_eq(vhd_virtual_size(img), 2 * SIZE);
+	uint8_t *model = calloc(1, 2 * SIZE), *buf = malloc(2 * SIZE);
+	cr_assert(model && buf);
+	t_fill(model, 4096, 5);
+	cr_assert_eq(vhd_pread(img, buf, 2 * SIZE, 0), 0, "%s", vhd_errmsg(img));
+	cr_assert_eq(memcmp(buf, model, 2 * SIZE), 0);
+	/* Partial sectors past the parent's end are completed with zeros;
+	 * one write straddles the parent's end. */
+	uint8_t data[3000];
+	t_fill(data, sizeof(data), 6);
+	const uint64_t at[] = { SIZE + 100, SIZE - 1000, 2 * SIZE - 700 };
+	for (int i = 0; i < 3; i++) {
+		uint64_t n = vhd_min_u64(sizeof(data), 2 * SIZE - at[i]);
+		cr_assert_eq(vhd_pwrite(img, data, n, at[i]), 0, "%s", vhd_errmsg(img));
+		memcpy(model + at[i], data, n);
+	}
+	struct vhd_extent e;
+	cr_assert_eq(vhd_block_status(img, SIZE + 512, SIZE - 512, &e), 0);
+	cr_assert(e.flags & VHD_EXTENT_DATA, "the child's own sectors");
+	cr_assert_eq(e.depth, 0);
+	cr_assert_eq(e.length, 3000 + 100 - 512 + (512 - (3100 % 512)), "to the last held sector");
+	cr_assert_eq(vhd_block_status(img, SIZE + 4096, SIZE - 4096, &e), 0);
+	cr_assert_eq(e.flags, VHD_EXTENT_ZERO, "past the parent's end, not held: zeros");
+	cr_assert_eq(vhd_pread(img, buf, 2 * SIZE, 0), 0);
+	cr_assert_eq(memcmp(buf, model, 2 * SIZE), 0);
+	cr_assert_eq(vhd_close(img), 0);
+
+	cr_assert_eq(vhd_open(in_dir("child.vhd"), 0, &img, &err), 0, "%s", err.message);
+	cr_assert_eq(vhd_pread(img, buf, 2 * SIZE, 0), 0);
+	cr_assert_eq(memcmp(buf, model, 2 * SIZE), 0, "after reopen");
+	vhd_close(img);
+	struct vhd_check_report rep;
+	cr_assert_eq(vhd_check(in_dir("child.vhd"), &rep, &err), 0);
+	cr_assert_eq(rep.corruptions, 0u, "%s", t_report_text(&rep));
+	vhd_check_report_free(&rep);
+	free(model);
+	free(buf);
+}
+
+Test(chain, create_refuses_an_existing_file_and_leaves_it)
+{
+	make_dynamic(in_dir("base.vhd"), 7);
+	size_t len;
+	uint8_t *before = t_read_file(in_dir("base.vhd"), &len);
+	struct vhd_create_params p = { .type = VHD_TYPE_DYNAMIC, .size = SIZE };
+	struct vhd_error err;
+	int r = vhd_create(in_dir("base.vhd"), &p, NULL, &err);
+	cr_assert_eq(r, -EEXIST, "%d %s", r, err.message);
+	cr_assert_neq(err.message[0], '\0');
+	size_t len2;
+	uint8_t *after = t_read_file(in_dir("base.vhd"), &len2);
+	cr_assert_eq(len2, len);
+	cr_assert_eq(memcmp(before, after, len), 0);
+	/* A differencing child of itself is refused the same way. */
+	struct vhd_create_params c = { .type = VHD_TYPE_DIFFERENCING, .parent = in_dir("base.vhd") };
+	cr_assert_lt(vhd_create(in_dir("base.vhd"), &c, NULL, &err), 0);
+	/* A missing parent: nothing is created. */
+	c.parent = in_dir("nothere.vhd");
+	cr_assert_lt(vhd_create(in_dir("child.vhd"), &c, NULL, &err), 0);
+	cr_assert_not_null(strstr(err.message, "nothere.vhd"), "%s", err.message);
+	cr_assert_neq(access(in_dir("child.vhd"), F_OK), 0);
+	free(before);
+	free(after);
 }

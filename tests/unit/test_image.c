@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <criterion/criterion.h>
@@ -686,4 +687,234 @@ Test(image, concurrent_writers_in_disjoint_ranges)
 	free(b);
 	free(model);
 	free(buf);
+}
+
+/* ---- images made by other tools ------------------------------------------ */
+
+Test(image, writes_into_a_partially_held_dynamic_block)
+{
+	/* Another tool left block 3 with only sectors 0-2 and 5 held: a write
+	 * to the other sectors must complete them with zeros, set their bits,
+	 * and leave no stale bytes under a clear bit. */
+	size_t len;
+	uint8_t *orig = t_tiny_image(VHD_TYPE_DYNAMIC, &len);
+	struct vhd_image *img;
+	struct vhd_error err;
+	struct vhd_io *keep;
+	cr_assert_eq(t_open_bytes_keep(orig, len, VHD_OPEN_RDWR, &img, &err, &keep), 0, "%s",
+		     err.message);
+	uint8_t *model = malloc(TINY_VSIZE), *buf = malloc(TINY_VSIZE);
+	cr_assert(model && buf);
+	cr_assert_eq(vhd_pread(img, model, TINY_VSIZE, 0), 0);
+
+	uint8_t data[700];
+	t_fill(data, sizeof(data), 42);
+	const uint64_t at[] = { 3 * TINY_BS + 3 * 512 + 100,  /* unheld sectors 3 and 4 */
+				3 * TINY_BS + 7 * 512 + 500,  /* unheld 7, then block 4 (new) */
+				3 * TINY_BS + 2 * 512 + 300 }; /* held 2 into 3 */
+	for (int i = 0; i < 3; i++) {
+		cr_assert_eq(vhd_pwrite(img, data, sizeof(data), at[i]), 0, "%s", vhd_errmsg(img));
+		memcpy(model + at[i], data, sizeof(data));
+	}
+	cr_assert_eq(vhd_pread(img, buf, TINY_VSIZE, 0), 0);
+	cr_assert_eq(memcmp(buf, model, TINY_VSIZE), 0);
+	size_t flen;
+	uint8_t *file = t_close_bytes(img, keep, &flen);
+	expect_clean(file, flen);
+
+	cr_assert_eq(t_open_bytes(file, flen, 0, &img, &err), 0, "%s", err.message);
+	cr_assert_eq(vhd_pread(img, buf, TINY_VSIZE, 0), 0);
+	cr_assert_eq(memcmp(buf, model, TINY_VSIZE), 0, "after reopen");
+	/* Sectors 0-5 and 7 of block 3 are held now; 6 still not, and what
+	 * lies under its clear bit is zero. */
+	uint64_t boff = (uint64_t)img->bat[3] * 512;
+	const uint8_t *bm = file + boff;
+	const bool held[8] = { 1, 1, 1, 1, 1, 1, 0, 1 };
+	for (uint32_t sct = 0; sct < 8; sct++) {
+		cr_assert_eq(vhd_bitmap_test(bm, sct), held[sct], "sector %u", sct);
+		if (!held[sct])
+			cr_assert(t_all_zero(file + boff + 512 + sct * 512, 512), "sector %u", sct);
+	}
+	vhd_close(img);
+	free(file);
+	free(orig);
+	free(model);
+	free(buf);
+}
+
+Test(image, footer_reserved_bytes_survive_writes)
+{
+	/* blktap keeps a "hidden" flag in the footer's reserved bytes. */
+	size_t len;
+	uint8_t *b = t_create_bytes(VHD_TYPE_DYNAMIC, 4 * T_MIB, 512u << 10, &len);
+	b[len - 512 + 85] = 0x01;
+	b[len - 512 + 500] = 0x5A;
+	t_fix_footer(b + len - 512);
+	memcpy(b, b + len - 512, 512);
+	struct vhd_image *img;
+	struct vhd_error err;
+	struct vhd_io *keep;
+	cr_assert_eq(t_open_bytes_keep(b, len, VHD_OPEN_RDWR, &img, &err, &keep), 0, "%s",
+		     err.message);
+	uint8_t data[4096];
+	t_fill(data, sizeof(data), 8);
+	for (int blk = 0; blk < 8; blk++) /* several blocks: the footer moves */
+		cr_assert_eq(vhd_pwrite(img, data, sizeof(data), (uint64_t)blk * (512u << 10)), 0);
+	size_t flen;
+	uint8_t *file = t_close_bytes(img, keep, &flen);
+	const uint8_t *end = file + flen - 512;
+	cr_assert_eq(memcmp(end, "conectix", 8), 0);
+	cr_assert_eq(end[85], 0x01);
+	cr_assert_eq(end[500], 0x5A);
+	cr_assert(vhd_footer_checksum_ok(end, 512));
+	cr_assert_eq(memcmp(end, file, 512), 0, "the copy at 0 matches");
+	expect_clean(file, flen);
+	free(file);
+	free(b);
+}
+
+Test(image, bat_entries_past_the_disk_are_kept)
+{
+	/* A header that declares more entries than the disk needs: the tail
+	 * of the last BAT sector belongs to no block and must survive our
+	 * rewrite of that sector. */
+	size_t len;
+	uint8_t *b = t_create_bytes(VHD_TYPE_DYNAMIC, 4 * T_MIB, 512u << 10, &len);
+	vhd_put_be32(b + 512 + T_H_MAX_ENTRIES, 128);
+	t_fix_header(b + 512);
+	for (uint32_t i = 8; i < 128; i++)
+		vhd_put_be32(b + 1536 + 4 * i, 0x0BAD0000u + i);
+	struct vhd_image *img;
+	struct vhd_error err;
+	struct vhd_io *keep;
+	cr_assert_eq(t_open_bytes_keep(b, len, VHD_OPEN_RDWR, &img, &err, &keep), 0, "%s",
+		     err.message);
+	uint8_t data[512];
+	t_fill(data, sizeof(data), 9);
+	cr_assert_eq(vhd_pwrite(img, data, sizeof(data), 3 * (512u << 10)), 0);
+	size_t flen;
+	uint8_t *file = t_close_bytes(img, keep, &flen);
+	cr_assert_neq(vhd_be32(file + 1536 + 12), VHD_BAT_FREE, "entry 3 written");
+	for (uint32_t i = 8; i < 128; i++)
+		cr_assert_eq(vhd_be32(file + 1536 + 4 * i), 0x0BAD0000u + i, "entry %u", i);
+	free(file);
+	free(b);
+}
+
+Test(image, azure_parameters)
+{
+	struct vhd_error err;
+	struct vhd_create_params p = { .type = VHD_TYPE_FIXED, .flags = VHD_CREATE_AZURE };
+	p.size = 20 * T_MIB;
+	cr_assert_eq(vhd_create_check_params(&p, &err), 0);
+	p.size = 32ull << 40;
+	cr_assert_eq(vhd_create_check_params(&p, &err), 0);
+	const uint64_t bad[] = { 19 * T_MIB, 20 * T_MIB + 512, (32ull << 40) + T_MIB, 0 };
+	for (int i = 0; i < 4; i++) {
+		p.size = bad[i];
+		cr_assert_eq(vhd_create_check_params(&p, &err), -EINVAL, "size %llu",
+			     (unsigned long long)bad[i]);
+		cr_assert_not_null(strstr(err.message, "Azure"), "%s", err.message);
+	}
+	p.type = VHD_TYPE_DYNAMIC;
+	p.size = 20 * T_MIB;
+	cr_assert_eq(vhd_create_check_params(&p, &err), -EINVAL);
+	cr_assert_not_null(strstr(err.message, "fixed"), "%s", err.message);
+	/* An Azure image: whole MiB, file = size + 512. */
+	struct vhd_io *keep;
+	cr_assert_eq(vhd_io_mem_open(NULL, 0, &keep), 0);
+	struct vhd_image *img;
+	p = (struct vhd_create_params){ .type = VHD_TYPE_FIXED, .size = 20 * T_MIB,
+					.flags = VHD_CREATE_AZURE };
+	cr_assert_eq(vhd_create_io(t_wrap_io(keep, NULL, false), &p, NULL, &img, &err), 0, "%s",
+		     err.message);
+	size_t len;
+	uint8_t *file = t_close_bytes(img, keep, &len);
+	cr_assert_eq(len, 20 * T_MIB + 512);
+	free(file);
+}
+
+Test(image, block_status_with_huge_length)
+{
+	struct vhd_image *img = t_create_mem(VHD_TYPE_DYNAMIC, 3 * T_MIB, 512u << 10);
+	struct vhd_extent e;
+	cr_assert_eq(vhd_block_status(img, 512, UINT64_MAX, &e), 0);
+	cr_assert_eq(e.length, 3 * T_MIB - 512);
+	cr_assert_eq(vhd_block_status(img, UINT64_MAX, 1, &e), -EINVAL);
+	vhd_close(img);
+}
+
+Test(image, created_metadata)
+{
+	int64_t now = (int64_t)time(NULL) - 946684800;
+	struct vhd_image *a = t_create_mem(VHD_TYPE_DYNAMIC, 8 * T_MIB, 0);
+	struct vhd_image *b = t_create_mem(VHD_TYPE_FIXED, 8 * T_MIB, 0);
+	struct vhd_info ia, ib;
+	vhd_get_info(a, &ia);
+	vhd_get_info(b, &ib);
+	cr_assert((int64_t)ia.timestamp >= now - 5 && (int64_t)ia.timestamp <= now + 5,
+		  "timestamp %u, now %lld", ia.timestamp, (long long)now);
+	cr_assert_neq(memcmp(ia.uuid, ib.uuid, 16), 0, "fresh UUIDs differ");
+	char text[37];
+	vhd_uuid_text(ia.uuid, text);
+	cr_assert_eq(text[14], '4', "version 4 UUID: %s", text);
+	cr_assert(strchr("89ab", text[19]) != NULL, "RFC 4122 variant: %s", text);
+	cr_assert_str_eq(ia.creator_app, "qem2");
+	cr_assert_eq(ia.creator_host_os, 0x5769326Bu, "Wi2k");
+	cr_assert_eq(ia.creator_version >> 16, (uint32_t)LIBVHD_VERSION_MAJOR);
+	cr_assert_eq(ia.features & VHD_FEATURES_RESERVED, VHD_FEATURES_RESERVED);
+	cr_assert_eq(ib.block_size, 0u);
+	cr_assert_eq(ib.allocated_bytes, 8 * T_MIB);
+	cr_assert_eq(ia.allocated_bytes, 0u);
+	cr_assert_eq(vhd_locator_count(a), 0);
+	struct vhd_locator loc;
+	cr_assert_lt(vhd_get_locator(a, 0, &loc), 0);
+	/* vhd_errmsg_copy truncates safely. */
+	char small[6];
+	vhd_errmsg_copy(a, small, sizeof(small));
+	cr_assert_eq(small[5], '\0');
+	cr_assert_eq(strlen(small), strlen(vhd_errmsg(a)) < 5 ? strlen(vhd_errmsg(a)) : 5u);
+	vhd_close(a);
+	vhd_close(b);
+}
+
+Test(image, fixed_block_status_never_calls_data_zero)
+{
+	/* Through the POSIX backend, where a fixed image's holes are known:
+	 * an extent flagged ZERO must read as zeros. */
+	char *dir = t_mkdtemp();
+	char path[4200];
+	snprintf(path, sizeof(path), "%s/fixed.vhd", dir);
+	struct vhd_create_params p = { .type = VHD_TYPE_FIXED, .size = 4 * T_MIB };
+	struct vhd_image *img;
+	struct vhd_error err;
+	cr_assert_eq(vhd_create(path, &p, &img, &err), 0, "%s", err.message);
+	uint8_t data[8192];
+	t_fill(data, sizeof(data), 10);
+	cr_assert_eq(vhd_pwrite(img, data, sizeof(data), T_MIB), 0);
+	cr_assert_eq(vhd_flush(img), 0);
+	uint8_t *buf = malloc(4 * T_MIB);
+	cr_assert_not_null(buf);
+	cr_assert_eq(vhd_pread(img, buf, 4 * T_MIB, 0), 0);
+	bool saw_data = false;
+	for (uint64_t off = 0; off < 4 * T_MIB;) {
+		struct vhd_extent e;
+		cr_assert_eq(vhd_block_status(img, off, 4 * T_MIB - off, &e), 0);
+		cr_assert(e.length >= 1 && e.length <= 4 * T_MIB - off);
+		cr_assert(e.flags & VHD_EXTENT_DATA);
+		cr_assert_eq(e.file_offset, off);
+		if (e.flags & VHD_EXTENT_ZERO)
+			cr_assert(t_all_zero(buf + off, e.length), "ZERO extent at %llu holds data",
+				  (unsigned long long)off);
+		if (off <= T_MIB && off + e.length > T_MIB) {
+			saw_data = true;
+			cr_assert(!(e.flags & VHD_EXTENT_ZERO));
+		}
+		off += e.length;
+	}
+	cr_assert(saw_data);
+	vhd_close(img);
+	free(buf);
+	t_rmtree(dir);
+	free(dir);
 }

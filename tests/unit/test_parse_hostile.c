@@ -506,79 +506,11 @@ Test(hostile, legacy_511_byte_fixed_footer_opens)
 
 /* ---- random corruption of whole images ---------------------------------- */
 
-/*
- * A small hand-built image (4 KiB blocks, legal to read though we never
- * create them) so thousands of mutations stay cheap.  Blocks 0, 3, 5 and
- * 15 are allocated; block 3 holds only some sectors.
- */
-#define TINY_BS 4096u
-#define TINY_VSIZE (15u * TINY_BS + 2048u)
-#define TINY_ENTRIES 16u
-
-static uint8_t *tiny_image(enum vhd_type type, size_t *len)
-{
-	const uint32_t allocated[] = { 0, 3, 5, 15 };
-	uint64_t base = type == VHD_TYPE_DIFFERENCING ? 3072 : 2048;
-	size_t size = base + 4 * (512 + TINY_BS) + 512;
-	uint8_t *b = calloc(1, size);
-	cr_assert_not_null(b);
-
-	struct vhd_footer f;
-	memset(&f, 0, sizeof(f));
-	f.features = VHD_FEATURES_RESERVED;
-	f.format_version = VHD_FILE_FORMAT_VERSION;
-	f.data_offset = 512;
-	memcpy(f.creator_app, "qem2", 4);
-	f.current_size = f.original_size = TINY_VSIZE;
-	f.geometry = vhd_geometry_for_size(TINY_VSIZE);
-	f.disk_type = type;
-	for (int i = 0; i < 16; i++)
-		f.uuid[i] = (uint8_t)(i * 17 + 3);
-	vhd_footer_encode(&f, b);
-	memcpy(b + size - 512, b, 512);
-
-	struct vhd_header h;
-	memset(&h, 0, sizeof(h));
-	h.data_offset = VHD_NO_OFFSET;
-	h.table_offset = 1536;
-	h.header_version = VHD_HEADER_VERSION;
-	h.max_table_entries = TINY_ENTRIES;
-	h.block_size = TINY_BS;
-	if (type == VHD_TYPE_DIFFERENCING) {
-		cr_assert(vhd_utf8_to_utf16("p.vhd", true, h.parent_name, sizeof(h.parent_name)) > 0);
-		int n = vhd_utf8_to_utf16(".\\p.vhd", false, b + 2048, 512);
-		cr_assert(n > 0);
-		h.loc[0] = (struct vhd_locator_entry){ VHD_PLAT_W2RU, 512, (uint32_t)n, 2048 };
-		const char *url = "file:///images/p.vhd";
-		memcpy(b + 2560, url, strlen(url));
-		h.loc[1] = (struct vhd_locator_entry){ VHD_PLAT_MACX, 1, (uint32_t)strlen(url), 2560 };
-	}
-	vhd_header_encode(&h, b + 512);
-
-	memset(b + 1536, 0xFF, 512);
-	for (uint32_t k = 0; k < 4; k++) {
-		uint64_t off = base + k * (512 + TINY_BS);
-		vhd_put_be32(b + 1536 + 4 * allocated[k], (uint32_t)(off / 512));
-		uint8_t *bm = b + off;
-		if (allocated[k] == 3) {
-			vhd_bitmap_set_range(bm, 0, 3);
-			vhd_bitmap_set_range(bm, 5, 1);
-			t_fill(bm + 512, 3 * 512, 300 + k);
-			t_fill(bm + 512 + 5 * 512, 512, 400 + k);
-		} else {
-			vhd_bitmap_set_range(bm, 0, TINY_BS / 512);
-			t_fill(bm + 512, TINY_BS, 500 + k);
-		}
-	}
-	*len = size;
-	return b;
-}
-
 Test(hostile, tiny_images_are_valid)
 {
 	for (int t = VHD_TYPE_DYNAMIC; t <= VHD_TYPE_DIFFERENCING; t++) {
 		size_t len;
-		uint8_t *b = tiny_image((enum vhd_type)t, &len);
+		uint8_t *b = t_tiny_image((enum vhd_type)t, &len);
 		struct vhd_check_report rep;
 		cr_assert_eq(t_check_bytes(b, len, &rep), 0);
 		cr_assert_eq(rep.corruptions, 0u, "type %d: %s", t, t_report_text(&rep));
@@ -690,7 +622,7 @@ static void exercise(struct vhd_image *img, uint64_t *st)
 static void fuzz_images(enum vhd_type type, uint64_t seed, int iterations)
 {
 	size_t len;
-	uint8_t *orig = tiny_image(type, &len);
+	uint8_t *orig = t_tiny_image(type, &len);
 	uint8_t *b = malloc(len);
 	uint64_t st = seed;
 	int opened = 0, opened_rw = 0;

@@ -1,0 +1,41 @@
+/* SPDX-License-Identifier: MIT */
+/* The serving side of vhd-nbd: listeners, connections, shutdown. */
+#ifndef VHD_NBD_SERVER_H
+#define VHD_NBD_SERVER_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "nbd.h"
+
+struct server_config {
+	struct nbd_exports exports;
+	const char *socket_path;   /* unix socket, or NULL for TCP */
+	const char *bind_addr;     /* TCP address (default 127.0.0.1) */
+	const char *port;          /* TCP port (default 10809) */
+	int max_connections;
+	int threads;               /* workers per connection */
+	uint64_t memory_budget;    /* bytes of request buffers in flight, all connections */
+};
+
+int nbd_export_open(struct nbd_export *e, bool read_only, bool snapshot, struct vhd_error *err);
+int nbd_export_close(struct nbd_export *e);
+
+/* Listen: fills the listening sockets; messages on stderr. */
+int server_listen(struct server_config *cfg);
+/* Serve until server_stop; then finish in-flight requests and return. */
+int server_run(struct server_config *cfg);
+/* Async-signal-safe: ask server_run to stop. */
+void server_stop(void);
+
+/* conn.c: serve one accepted connection (runs on its own threads). */
+struct server_state;
+void conn_serve(struct server_state *st, int fd);
+
+/* A limit on request buffers in flight across all connections. */
+void budget_init(uint64_t bytes);
+void budget_take(uint64_t bytes);
+void budget_give(uint64_t bytes);
+
+#endif
