@@ -31,6 +31,9 @@ LIB_OBJS    := $(addprefix $(BUILD)/obj/libvhd/,$(addsuffix .o,$(CORE_SRCS) $(HO
 TOOL_SRCS   := $(wildcard vhdtool/*.c)
 TOOL_OBJS   := $(patsubst vhdtool/%.c,$(BUILD)/obj/vhdtool/%.o,$(TOOL_SRCS))
 
+NBD_SRCS    := $(wildcard nbd/*.c)
+NBD_OBJS    := $(patsubst nbd/%.c,$(BUILD)/obj/nbd/%.o,$(NBD_SRCS))
+
 UNIT_SRCS   := $(wildcard tests/unit/*.c)
 UNIT_BIN    := $(BUILD)/unit-tests
 
@@ -38,7 +41,7 @@ SONAME      := libvhd.so.$(SOVERSION)
 SHLIB       := $(BUILD)/libvhd.so.$(VERSION)
 
 .PHONY: all clean check deps unit cli asan demo install core-purity freestanding bench
-all: $(BUILD)/libvhd.a $(BUILD)/libvhd.so $(BUILD)/vhdtool $(BUILD)/libvhd.pc
+all: $(BUILD)/libvhd.a $(BUILD)/libvhd.so $(BUILD)/vhdtool $(BUILD)/vhd-nbd $(BUILD)/libvhd.pc
 
 $(BUILD)/obj/libvhd/%.o: libvhd/%.c libvhd/*.h | $(BUILD)/obj/libvhd
 	$(CC) $(CFLAGS) $(LIBFLAGS) -c -o $@ $<
@@ -46,7 +49,10 @@ $(BUILD)/obj/libvhd/%.o: libvhd/%.c libvhd/*.h | $(BUILD)/obj/libvhd
 $(BUILD)/obj/vhdtool/%.o: vhdtool/%.c vhdtool/*.h libvhd/libvhd.h | $(BUILD)/obj/vhdtool
 	$(CC) $(CFLAGS) $(TOOLFLAGS) -c -o $@ $<
 
-$(BUILD)/obj/libvhd $(BUILD)/obj/vhdtool:
+$(BUILD)/obj/nbd/%.o: nbd/%.c nbd/*.h libvhd/libvhd.h | $(BUILD)/obj/nbd
+	$(CC) $(CFLAGS) $(BASEFLAGS) -Ilibvhd -Inbd -c -o $@ $<
+
+$(BUILD)/obj/libvhd $(BUILD)/obj/vhdtool $(BUILD)/obj/nbd:
 	mkdir -p $@
 
 $(BUILD)/libvhd.a: $(LIB_OBJS)
@@ -63,6 +69,9 @@ $(BUILD)/libvhd.so: $(SHLIB)
 
 $(BUILD)/vhdtool: $(TOOL_OBJS) $(BUILD)/libvhd.a
 	$(CC) $(LDSAN) -o $@ $(TOOL_OBJS) $(BUILD)/libvhd.a $(LDLIBS)
+
+$(BUILD)/vhd-nbd: $(NBD_OBJS) $(BUILD)/libvhd.a
+	$(CC) $(LDSAN) -o $@ $(NBD_OBJS) $(BUILD)/libvhd.a $(LDLIBS)
 
 $(BUILD)/libvhd.pc: libvhd/libvhd.pc.in Makefile
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' -e 's|@VERSION@|$(VERSION)|' $< > $@
@@ -137,6 +146,7 @@ install: all
 		$(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/share/man/man1 \
 		$(DESTDIR)$(PREFIX)/share/man/man3
 	install -m 755 $(BUILD)/vhdtool $(DESTDIR)$(PREFIX)/bin/vhdtool
+	install -m 755 $(BUILD)/vhd-nbd $(DESTDIR)$(PREFIX)/bin/vhd-nbd
 	install -m 644 $(BUILD)/libvhd.a $(DESTDIR)$(LIBDIR)/libvhd.a
 	install -m 755 $(SHLIB) $(DESTDIR)$(LIBDIR)/libvhd.so.$(VERSION)
 	ln -sf libvhd.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$(SONAME)

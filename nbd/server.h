@@ -32,6 +32,10 @@ void server_stop(void);
 /* conn.c: serve one accepted connection (runs on its own threads). */
 struct server_state;
 void conn_serve(struct server_state *st, int fd);
+/* server.c, for conn.c */
+void server_conn_done(struct server_state *st, int fd);
+const struct nbd_exports *server_exports(struct server_state *st);
+int server_threads(struct server_state *st);
 
 /* A limit on request buffers in flight across all connections. */
 void budget_init(uint64_t bytes);

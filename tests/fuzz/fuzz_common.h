@@ -303,8 +303,9 @@ static inline void fz_make_parent(struct fz_blob *b, enum vhd_type type, uint64_
 	for (size_t i = 0; i < sizeof(pat); i++)
 		pat[i] = (uint8_t)(i * 7 + 1);
 	/* A few sectors in the first block, one page straddling blocks 0 and 1. */
+	uint64_t second = vhd_min_u64((512u << 10) - 4096, size - sizeof(pat));
 	if (vhd_pwrite(img, pat, 1024, 4096) < 0 ||
-	    vhd_pwrite(img, pat, sizeof(pat), (512u << 10) - 4096) < 0 ||
+	    vhd_pwrite(img, pat, sizeof(pat), second) < 0 ||
 	    vhd_close(img) < 0)
 		abort();
 	size_t len;

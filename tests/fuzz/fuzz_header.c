@@ -5,6 +5,7 @@
  * (every known platform code) over slices of the input.  The first 1024
  * bytes are the header; the rest is locator data.
  */
+#include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>

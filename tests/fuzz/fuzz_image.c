@@ -179,7 +179,9 @@ static void exercise(struct vhd_image *img, const uint8_t *file, size_t file_len
 		uint64_t off = ((uint64_t)h * 2654435761u) % vsize;
 		size_t len = (size_t)vhd_min_u64(vsize - off, (h % MAX_READ) + 1);
 		read_range(img, off, len);
-		read_range(img, off | 511, (size_t)vhd_min_u64(3, vsize - (off | 511)) * (vsize > (off | 511)));
+		uint64_t odd = off | 511;
+		if (odd < vsize)
+			read_range(img, odd, (size_t)vhd_min_u64(3, vsize - odd));
 	}
 	FZ_CHECK(vhd_pread(img, rbuf, 1, vsize) < 0);
 	FZ_CHECK(vhd_pread(img, rbuf, 2, UINT64_MAX) < 0);

@@ -1,0 +1,408 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * One client connection.  After the handshake, a few worker threads take
+ * turns reading a request (and its payload) under the read lock, carry it
+ * out on the shared image, and send the reply under the write lock: replies
+ * go out of order, each whole, each with its request's cookie.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "endian.h"
+#include "nbd.h"
+#include "protocol.h"
+#include "server.h"
+
+struct conn {
+	int fd;
+	struct server_state *st;
+	struct nbd_session sess;
+	pthread_mutex_t read_lock;
+	pthread_mutex_t write_lock;
+	bool closing;           /* under read_lock: stop reading requests */
+	int refs;               /* worker threads alive, under refs_lock */
+	pthread_mutex_t refs_lock;
+};
+
+/* ---- socket I/O ---------------------------------------------------------- */
+
+static int read_full(int fd, void *buf, size_t len)
+{
+	uint8_t *p = buf;
+	while (len) {
+		ssize_t n = recv(fd, p, len, 0);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return -1;
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+static int writev_full(int fd, struct iovec *iov, int cnt)
+{
+	while (cnt) {
+		struct msghdr m = { .msg_iov = iov, .msg_iovlen = (size_t)cnt };
+		ssize_t n = sendmsg(fd, &m, MSG_NOSIGNAL);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return -1;
+		while (cnt && (size_t)n >= iov->iov_len) {
+			n -= (ssize_t)iov->iov_len;
+			iov++;
+			cnt--;
+		}
+		if (cnt) {
+			iov->iov_base = (uint8_t *)iov->iov_base + n;
+			iov->iov_len -= (size_t)n;
+		}
+	}
+	return 0;
+}
+
+static int stream_read(void *ctx, void *buf, size_t len)
+{
+	return read_full(*(int *)ctx, buf, len);
+}
+
+static int stream_write(void *ctx, const void *buf, size_t len)
+{
+	struct iovec iov = { (void *)buf, len };
+	return writev_full(*(int *)ctx, &iov, 1);
+}
+
+/* ---- replies --------------------------------------------------------------- */
+
+static int simple_reply(struct conn *c, uint64_t cookie, uint32_t error, const void *data,
+			size_t len)
+{
+	uint8_t h[16];
+	vhd_put_be32(h, NBD_SIMPLE_REPLY_MAGIC);
+	vhd_put_be32(h + 4, error);
+	vhd_put_be64(h + 8, cookie);
+	struct iovec iov[2] = { { h, sizeof(h) }, { (void *)data, error ? 0 : len } };
+	pthread_mutex_lock(&c->write_lock);
+	int r = writev_full(c->fd, iov, iov[1].iov_len ? 2 : 1);
+	pthread_mutex_unlock(&c->write_lock);
+	return r;
+}
+
+/* One structured chunk; the caller holds the write lock. */
+static int chunk(struct conn *c, uint64_t cookie, uint16_t flags, uint16_t type,
+		 const void *head, size_t head_len, const void *data, size_t data_len)
+{
+	uint8_t h[20];
+	vhd_put_be32(h, NBD_STRUCTURED_REPLY_MAGIC);
+	vhd_put_be16(h + 4, flags);
+	vhd_put_be16(h + 6, type);
+	vhd_put_be64(h + 8, cookie);
+	vhd_put_be32(h + 16, (uint32_t)(head_len + data_len));
+	struct iovec iov[3] = { { h, sizeof(h) }, { (void *)head, head_len }, { (void *)data, data_len } };
+	return writev_full(c->fd, iov, 3);
+}
+
+static int error_chunk(struct conn *c, uint64_t cookie, uint32_t error, const char *msg)
+{
+	uint8_t b[6];
+	size_t ml = strlen(msg);
+	if (ml > 4096)
+		ml = 4096;
+	vhd_put_be32(b, error);
+	vhd_put_be16(b + 4, (uint16_t)ml);
+	pthread_mutex_lock(&c->write_lock);
+	int r = chunk(c, cookie, NBD_REPLY_FLAG_DONE, NBD_REPLY_TYPE_ERROR, b, sizeof(b), msg, ml);
+	pthread_mutex_unlock(&c->write_lock);
+	return r;
+}
+
+/* Answer a request with an error, in the form the command calls for. */
+static int reply_error(struct conn *c, const struct nbd_request *r, uint32_t error, const char *msg)
+{
+	if (c->sess.structured && (r->type == NBD_CMD_READ || r->type == NBD_CMD_BLOCK_STATUS))
+		return error_chunk(c, r->cookie, error, msg);
+	return simple_reply(c, r->cookie, error, NULL, 0);
+}
+
+static int reply_image_error(struct conn *c, const struct nbd_request *r, struct vhd_image *img,
+			     int err)
+{
+	char msg[512];
+	vhd_errmsg_copy(img, msg, sizeof(msg));
+	return reply_error(c, r, nbd_errno_to_wire(err), msg);
+}
+
+/* ---- commands -------------------------------------------------------------- */
+
+#define MAX_READ_CHUNKS 64
+
+static int do_read(struct conn *c, const struct nbd_request *r)
+{
+	struct vhd_image *img = c->sess.exp->img;
+	uint8_t *buf = malloc(r->length);
+	if (!buf)
+		return reply_error(c, r, NBD_ENOMEM, "out of memory");
+	int e = vhd_pread(img, buf, r->length, r->offset);
+	if (e < 0) {
+		free(buf);
+		return reply_image_error(c, r, img, e);
+	}
+	int ret;
+	if (!c->sess.structured) {
+		ret = simple_reply(c, r->cookie, 0, buf, r->length);
+		free(buf);
+		return ret;
+	}
+	/*
+	 * Holes known from metadata go as OFFSET_HOLE chunks, the rest as
+	 * OFFSET_DATA; with DF, one data chunk for everything.
+	 */
+	struct read_chunk {
+		uint64_t off, len;
+		bool hole;
+	} ch[MAX_READ_CHUNKS];
+	int n = 0;
+	uint64_t pos = r->offset, end = r->offset + r->length;
+	while (pos < end) {
+		struct vhd_extent ext;
+		bool hole = false;
+		uint64_t len = end - pos;
+		if (!(r->flags & NBD_CMD_FLAG_DF) && n < MAX_READ_CHUNKS - 1 &&
+		    vhd_block_status(img, pos, end - pos, &ext) == 0) {
+			hole = ext.flags & VHD_EXTENT_ZERO;
+			len = ext.length;
+		}
+		if (n && ch[n - 1].hole == hole)
+			ch[n - 1].len += len;
+		else
+			ch[n++] = (struct read_chunk){ pos, len, hole };
+		pos += len;
+	}
+	pthread_mutex_lock(&c->write_lock);
+	ret = 0;
+	for (int i = 0; i < n && ret == 0; i++) {
+		uint16_t flags = i == n - 1 ? NBD_REPLY_FLAG_DONE : 0;
+		uint8_t h[12];
+		vhd_put_be64(h, ch[i].off);
+		if (ch[i].hole) {
+			vhd_put_be32(h + 8, (uint32_t)ch[i].len);
+			ret = chunk(c, r->cookie, flags, NBD_REPLY_TYPE_OFFSET_HOLE, h, 12, NULL, 0);
+		} else {
+			ret = chunk(c, r->cookie, flags, NBD_REPLY_TYPE_OFFSET_DATA, h, 8,
+				    buf + (ch[i].off - r->offset), (size_t)ch[i].len);
+		}
+	}
+	pthread_mutex_unlock(&c->write_lock);
+	free(buf);
+	return ret;
+}
+
+#define MAX_DESCRIPTORS 1024
+
+static int do_block_status(struct conn *c, const struct nbd_request *r)
+{
+	struct vhd_image *img = c->sess.exp->img;
+	uint8_t *b = malloc(4 + 8 * MAX_DESCRIPTORS);
+	if (!b)
+		return reply_error(c, r, NBD_ENOMEM, "out of memory");
+	vhd_put_be32(b, NBD_BASE_ALLOCATION_ID);
+	size_t n = 0;
+	uint32_t last = 0;
+	uint64_t pos = r->offset, end = r->offset + r->length;
+	while (pos < end && n < MAX_DESCRIPTORS) {
+		struct vhd_extent ext;
+		int e = vhd_block_status(img, pos, end - pos, &ext);
+		if (e < 0) {
+			free(b);
+			return reply_image_error(c, r, img, e);
+		}
+		/* From metadata alone: a range no layer holds, or a hole in a
+		 * fixed image's file, reads as zeros and needs no storage. */
+		uint32_t state = (ext.flags & VHD_EXTENT_ZERO) ? NBD_STATE_HOLE | NBD_STATE_ZERO : 0;
+		/* Lengths fit in 32 bits: the request's length does. */
+		uint32_t len = (uint32_t)ext.length;
+		if (n && state == last) {
+			vhd_put_be32(b + 4 + 8 * (n - 1), vhd_be32(b + 4 + 8 * (n - 1)) + len);
+		} else {
+			if (n && (r->flags & NBD_CMD_FLAG_REQ_ONE))
+				break;
+			vhd_put_be32(b + 4 + 8 * n, len);
+			vhd_put_be32(b + 8 + 8 * n, state);
+			last = state;
+			n++;
+		}
+		pos += len;
+	}
+	pthread_mutex_lock(&c->write_lock);
+	int ret = chunk(c, r->cookie, NBD_REPLY_FLAG_DONE, NBD_REPLY_TYPE_BLOCK_STATUS, b, 4 + 8 * n,
+			NULL, 0);
+	pthread_mutex_unlock(&c->write_lock);
+	free(b);
+	return ret;
+}
+
+static int finish_write(struct conn *c, const struct nbd_request *r, int e)
+{
+	struct vhd_image *img = c->sess.exp->img;
+	if (e == 0 && (r->flags & NBD_CMD_FLAG_FUA))
+		e = vhd_flush(img);
+	if (e < 0)
+		return reply_image_error(c, r, img, e);
+	return simple_reply(c, r->cookie, 0, NULL, 0);
+}
+
+static int handle(struct conn *c, const struct nbd_request *r, const uint8_t *payload)
+{
+	struct vhd_image *img = c->sess.exp->img;
+	switch (r->type) {
+	case NBD_CMD_READ:
+		return do_read(c, r);
+	case NBD_CMD_WRITE:
+		return finish_write(c, r, vhd_pwrite(img, payload, r->length, r->offset));
+	case NBD_CMD_FLUSH:
+		return finish_write(c, r, vhd_flush(img));
+	case NBD_CMD_TRIM:
+		return finish_write(c, r, vhd_discard(img, r->offset, r->length));
+	case NBD_CMD_WRITE_ZEROES: {
+		unsigned f = (r->flags & NBD_CMD_FLAG_NO_HOLE) ? 0 : VHD_ZERO_MAY_UNMAP;
+		if (r->flags & NBD_CMD_FLAG_FAST_ZERO)
+			f |= VHD_ZERO_FAST;
+		int e = vhd_zero(img, r->offset, r->length, f);
+		if (e == -ENOTSUP)
+			return simple_reply(c, r->cookie, NBD_ENOTSUP, NULL, 0);
+		return finish_write(c, r, e);
+	}
+	case NBD_CMD_CACHE:
+		return simple_reply(c, r->cookie, 0, NULL, 0);
+	case NBD_CMD_BLOCK_STATUS:
+		return do_block_status(c, r);
+	}
+	return reply_error(c, r, NBD_EINVAL, "unknown command");
+}
+
+/* ---- workers ------------------------------------------------------------- */
+
+static void conn_unref(struct conn *c)
+{
+	pthread_mutex_lock(&c->refs_lock);
+	int left = --c->refs;
+	pthread_mutex_unlock(&c->refs_lock);
+	if (left)
+		return;
+	server_conn_done(c->st, c->fd);
+	pthread_mutex_destroy(&c->read_lock);
+	pthread_mutex_destroy(&c->write_lock);
+	pthread_mutex_destroy(&c->refs_lock);
+	free(c);
+}
+
+/* Stop reading; the workers finish what they hold and leave. */
+static void hang_up(struct conn *c)
+{
+	c->closing = true;
+	shutdown(c->fd, SHUT_RD);
+}
+
+static void *worker(void *arg)
+{
+	struct conn *c = arg;
+	for (;;) {
+		uint8_t hdr[NBD_REQUEST_SIZE];
+		struct nbd_request r;
+		uint8_t *payload = NULL;
+		uint64_t budget = 0;
+		uint32_t error = 0;
+
+		pthread_mutex_lock(&c->read_lock);
+		if (c->closing || read_full(c->fd, hdr, sizeof(hdr)) < 0) {
+			c->closing = true;
+			pthread_mutex_unlock(&c->read_lock);
+			break;
+		}
+		nbd_request_decode(hdr, &r);
+		enum nbd_verdict v = r.magic == NBD_REQUEST_MAGIC && r.type == NBD_CMD_DISC
+					     ? NBD_HANG_UP
+					     : nbd_request_validate(&r, &c->sess, &error);
+		if (v == NBD_HANG_UP) {
+			hang_up(c);
+			pthread_mutex_unlock(&c->read_lock);
+			break;
+		}
+		uint32_t plen = nbd_request_payload(&r);
+		budget = plen ? plen : (v == NBD_OK && r.type == NBD_CMD_READ ? r.length : 0);
+		budget_take(budget);
+		if (plen) {
+			/* Read the payload even of a rejected write: the stream stays in step. */
+			payload = malloc(plen);
+			if (!payload || read_full(c->fd, payload, plen) < 0) {
+				hang_up(c);
+				pthread_mutex_unlock(&c->read_lock);
+				free(payload);
+				budget_give(budget);
+				break;
+			}
+		}
+		pthread_mutex_unlock(&c->read_lock);
+
+		int ret = v == NBD_REJECT ? reply_error(c, &r, error, "invalid request")
+					  : handle(c, &r, payload);
+		free(payload);
+		budget_give(budget);
+		if (ret < 0) {
+			pthread_mutex_lock(&c->read_lock);
+			hang_up(c);
+			pthread_mutex_unlock(&c->read_lock);
+			break;
+		}
+	}
+	conn_unref(c);
+	return NULL;
+}
+
+
+void conn_serve(struct server_state *st, int fd)
+{
+	struct conn *c = calloc(1, sizeof(*c));
+	if (!c) {
+		server_conn_done(st, fd);
+		return;
+	}
+	c->fd = fd;
+	c->st = st;
+	pthread_mutex_init(&c->read_lock, NULL);
+	pthread_mutex_init(&c->write_lock, NULL);
+	pthread_mutex_init(&c->refs_lock, NULL);
+
+	/* A client that stalls in the handshake gives its slot back. */
+	struct timeval limit = { .tv_sec = 30 }, none = { 0 };
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &limit, sizeof(limit));
+	struct nbd_stream s = { stream_read, stream_write, &c->fd };
+	if (nbd_handshake(&s, server_exports(st), &c->sess) < 0) {
+		c->refs = 1;
+		conn_unref(c);
+		return;
+	}
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &none, sizeof(none));
+	/* This thread is the first worker; start the others. */
+	int n = server_threads(st);
+	c->refs = n;
+	for (int i = 1; i < n; i++) {
+		pthread_t t;
+		pthread_attr_t a;
+		pthread_attr_init(&a);
+		pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
+		pthread_attr_setstacksize(&a, 256 * 1024);
+		if (pthread_create(&t, &a, worker, c) != 0)
+			conn_unref(c);
+		pthread_attr_destroy(&a);
+	}
+	worker(c);
+}

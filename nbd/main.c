@@ -1,0 +1,266 @@
+/* SPDX-License-Identifier: MIT */
+/* vhd-nbd: serve VHD images (fixed, dynamic, differencing) over NBD. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "server.h"
+
+static const char usage_text[] =
+	"usage: vhd-nbd [-r] [--socket PATH | --bind ADDR] [--port N] [--export NAME=FILE ...]\n"
+	"               [--snapshot] [--pidfile F] [--daemon] [--max-connections N]\n"
+	"               [--threads N] [FILE]\n"
+	"\n"
+	"Serve VHD images over the NBD protocol until SIGTERM or SIGINT.\n"
+	"  FILE                  one image, served as the default export (name \"\")\n"
+	"  -e, --export NAME=FILE  serve FILE as export NAME (repeat for more)\n"
+	"  -r, --read-only       refuse writes to every export\n"
+	"  -s, --snapshot        writes go to a temporary child, dropped at exit\n"
+	"  -k, --socket PATH     listen on a unix socket\n"
+	"  -b, --bind ADDR       listen on this TCP address (default 127.0.0.1)\n"
+	"  -p, --port N          TCP port (default 10809)\n"
+	"      --pidfile F       write the process id to F once listening\n"
+	"      --daemon          detach once listening\n"
+	"      --max-connections N  at most N clients at once (default 64)\n"
+	"      --threads N       requests in flight per connection (default 4)\n"
+	"  -h, --help, -V, --version\n";
+
+static void on_signal(int sig)
+{
+	(void)sig;
+	server_stop();
+}
+
+static int add_export(struct server_config *cfg, const char *name, const char *path)
+{
+	for (size_t i = 0; i < cfg->exports.n; i++) {
+		if (strcmp(cfg->exports.v[i].name, name) == 0) {
+			fprintf(stderr, "vhd-nbd: export name '%s' given twice\n", name);
+			return -1;
+		}
+	}
+	if (strlen(name) > 4096) {
+		fprintf(stderr, "vhd-nbd: export name longer than 4096 bytes\n");
+		return -1;
+	}
+	struct nbd_export *v = realloc(cfg->exports.v, (cfg->exports.n + 1) * sizeof(*v));
+	if (!v)
+		return -1;
+	cfg->exports.v = v;
+	struct nbd_export *e = &v[cfg->exports.n++];
+	memset(e, 0, sizeof(*e));
+	e->name = strdup(name);
+	e->path = strdup(path);
+	return e->name && e->path ? 0 : -1;
+}
+
+static int parse_count(const char *s, int min, int max, int *out)
+{
+	char *end;
+	long v = strtol(s, &end, 10);
+	if (*s == '\0' || *end || v < min || v > max)
+		return -1;
+	*out = (int)v;
+	return 0;
+}
+
+/* Fork once listening; the parent exits when the child says it is ready. */
+static int daemonize(int *ready_fd)
+{
+	int p[2];
+	if (pipe(p) < 0)
+		return -1;
+	pid_t pid = fork();
+	if (pid < 0)
+		return -1;
+	if (pid > 0) {
+		char c;
+		close(p[1]);
+		_exit(read(p[0], &c, 1) == 1 ? 0 : 1);
+	}
+	close(p[0]);
+	setsid();
+	if (chdir("/") < 0)
+		return -1;
+	int null = open("/dev/null", O_RDWR);
+	if (null >= 0) {
+		dup2(null, 0);
+		dup2(null, 1);
+		close(null);
+	}
+	*ready_fd = p[1];
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "read-only", no_argument, NULL, 'r' },
+		{ "socket", required_argument, NULL, 'k' },
+		{ "bind", required_argument, NULL, 'b' },
+		{ "port", required_argument, NULL, 'p' },
+		{ "export", required_argument, NULL, 'e' },
+		{ "snapshot", no_argument, NULL, 's' },
+		{ "pidfile", required_argument, NULL, 'P' },
+		{ "daemon", no_argument, NULL, 'D' },
+		{ "max-connections", required_argument, NULL, 'M' },
+		{ "threads", required_argument, NULL, 'T' },
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct server_config cfg = {
+		.bind_addr = "127.0.0.1",
+		.port = "10809",
+		.max_connections = 64,
+		.threads = 4,
+		.memory_budget = 256u << 20,
+	};
+	bool read_only = false, snapshot = false, daemon_mode = false, bind_given = false;
+	const char *pidfile = NULL;
+	int c;
+
+	while ((c = getopt_long(argc, argv, "rk:b:p:e:shV", opts, NULL)) != -1) {
+		switch (c) {
+		case 'r':
+			read_only = true;
+			break;
+		case 'k':
+			cfg.socket_path = optarg;
+			break;
+		case 'b':
+			cfg.bind_addr = optarg;
+			bind_given = true;
+			break;
+		case 'p': {
+			int port;
+			if (parse_count(optarg, 0, 65535, &port) < 0) {
+				fprintf(stderr, "vhd-nbd: invalid port '%s'\n", optarg);
+				return 1;
+			}
+			cfg.port = optarg;
+			bind_given = true;
+			break;
+		}
+		case 'e': {
+			char *eq = strchr(optarg, '=');
+			if (!eq || eq[1] == '\0') {
+				fprintf(stderr, "vhd-nbd: --export takes NAME=FILE, not '%s'\n", optarg);
+				return 1;
+			}
+			*eq = '\0';
+			if (add_export(&cfg, optarg, eq + 1) < 0)
+				return 1;
+			break;
+		}
+		case 's':
+			snapshot = true;
+			break;
+		case 'P':
+			pidfile = optarg;
+			break;
+		case 'D':
+			daemon_mode = true;
+			break;
+		case 'M':
+			if (parse_count(optarg, 1, 4096, &cfg.max_connections) < 0) {
+				fprintf(stderr, "vhd-nbd: --max-connections takes 1 to 4096\n");
+				return 1;
+			}
+			break;
+		case 'T':
+			if (parse_count(optarg, 1, 64, &cfg.threads) < 0) {
+				fprintf(stderr, "vhd-nbd: --threads takes 1 to 64\n");
+				return 1;
+			}
+			break;
+		case 'h':
+			fputs(usage_text, stdout);
+			return 0;
+		case 'V':
+			printf("vhd-nbd %s\n", LIBVHD_VERSION_STRING);
+			return 0;
+		default:
+			fputs(usage_text, stderr);
+			return 1;
+		}
+	}
+	int rest = argc - optind;
+	if (rest > 1 || (rest == 1 && cfg.exports.n) || (rest == 0 && !cfg.exports.n)) {
+		fprintf(stderr, "vhd-nbd: give either one FILE or --export NAME=FILE options\n%s",
+			usage_text);
+		return 1;
+	}
+	if (cfg.socket_path && bind_given) {
+		fprintf(stderr, "vhd-nbd: --socket and --bind/--port exclude each other\n");
+		return 1;
+	}
+	if (rest == 1 && add_export(&cfg, "", argv[optind]) < 0)
+		return 1;
+
+	for (size_t i = 0; i < cfg.exports.n; i++) {
+		struct vhd_error err;
+		struct nbd_export *e = &cfg.exports.v[i];
+		if (nbd_export_open(e, read_only, snapshot, &err) < 0) {
+			fprintf(stderr, "vhd-nbd: %s\n", err.message);
+			return 1;
+		}
+		char desc[256];
+		snprintf(desc, sizeof(desc), "%s (%s VHD%s)", e->path,
+			 vhd_get_type(e->img) == VHD_TYPE_FIXED ? "fixed"
+			 : vhd_get_type(e->img) == VHD_TYPE_DYNAMIC ? "dynamic" : "differencing",
+			 snapshot && !read_only ? ", snapshot" : "");
+		e->description = strdup(desc);
+	}
+
+	signal(SIGPIPE, SIG_IGN);
+	if (server_listen(&cfg) < 0)
+		return 1;
+	int ready_fd = -1;
+	if (daemon_mode && daemonize(&ready_fd) < 0) {
+		fprintf(stderr, "vhd-nbd: cannot detach: %s\n", strerror(errno));
+		return 1;
+	}
+	if (pidfile) {
+		FILE *f = fopen(pidfile, "w");
+		if (!f || fprintf(f, "%ld\n", (long)getpid()) < 0 || fclose(f) != 0) {
+			fprintf(stderr, "vhd-nbd: %s: %s\n", pidfile, strerror(errno));
+			return 1;
+		}
+	}
+	struct sigaction sa = { .sa_handler = on_signal };
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	if (ready_fd >= 0) {
+		char one = 1;
+		if (write(ready_fd, &one, 1) != 1)
+			return 1;
+		close(ready_fd);
+	}
+
+	server_run(&cfg);
+
+	int status = 0;
+	for (size_t i = 0; i < cfg.exports.n; i++) {
+		struct nbd_export *e = &cfg.exports.v[i];
+		if (nbd_export_close(e) < 0) {
+			fprintf(stderr, "vhd-nbd: %s: closing the image failed\n", e->path);
+			status = 1;
+		}
+		free(e->name);
+		free(e->path);
+		free(e->description);
+	}
+	free(cfg.exports.v);
+	if (pidfile)
+		unlink(pidfile);
+	return status;
+}
