@@ -32,8 +32,12 @@ static void put_num(struct out *o, unsigned long long v, unsigned base, bool upp
 		tmp[n++] = digits[v % base];
 		v /= base;
 	} while (v);
-	if (negative)
+	if (negative && pad == '0') {
+		put(o, '-');    /* "-0005": the sign goes before zero padding */
+		width = width ? width - 1 : 0;
+	} else if (negative) {
 		tmp[n++] = '-';
+	}
 	for (unsigned i = n; i < width; i++)
 		put(o, pad);
 	while (n)

@@ -121,6 +121,8 @@ int vhd_locator_decode_path(uint32_t code, const uint8_t *data, size_t len, char
 				break;
 			}
 		}
+		if (!vhd_utf8_valid(data, len))
+			return -EINVAL;
 		memcpy(out, data, len);
 		out[len] = '\0';
 		n = (int)len;

@@ -107,6 +107,8 @@ int vhd_locator_decode_path(uint32_t code, const uint8_t *data, size_t len, char
  * Returns the length written or -EINVAL for malformed input or no room. */
 int vhd_utf16_to_utf8(const uint8_t *in, size_t in_len, bool big_endian, char *out,
 		      size_t out_len);
+/* Is s[0..len) well-formed UTF-8 (no overlong forms or surrogates)? */
+bool vhd_utf8_valid(const uint8_t *s, size_t len);
 /* Convert UTF-8 to UTF-16; returns bytes written or -EINVAL. */
 int vhd_utf8_to_utf16(const char *in, bool big_endian, uint8_t *out, size_t out_len);
 

@@ -269,6 +269,23 @@ static int load_bat(struct vhd_image *img, struct vhd_error *err)
 		return -EFBIG;
 	}
 	uint64_t bat_len = vhd_bat_bytes(needed);
+	/* The table as declared: readers such as qemu load all of it. */
+	uint64_t declared = vhd_bat_bytes(h->max_table_entries);
+	if (!vhd_range_ok(h->table_offset, declared, img->footer_offset)) {
+		char why[200];
+		vhd_format(why, sizeof(why),
+			   "header: max table entries %u declare a BAT of %llu bytes at 0x%llx, past the data area (0x%llx)",
+			   h->max_table_entries, (unsigned long long)declared,
+			   (unsigned long long)h->table_offset, (unsigned long long)img->footer_offset);
+		if (!img->read_only && (img->open_flags & VHD_OPEN_RDWR)) {
+			vhd_set_error(err, -EINVAL, "%s: %s; refusing to open it for writing", name, why);
+			return -EINVAL;
+		}
+		vhd_img_warn(img, "%s", why);
+		img->read_only = true;
+	} else {
+		bat_len = declared;     /* no block may overlap any of it */
+	}
 	if (!vhd_range_ok(h->table_offset, needed * 4, img->footer_offset)) {
 		vhd_set_error(err, -EINVAL,
 			      "%s: the BAT (offset 0x%llx, %llu entries) runs past the end of the file (%llu bytes)",

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* UTF-16 <-> UTF-8 for parent names and locators. */
 #include <errno.h>
+#include <string.h>
 
 #include "internal.h"
 
@@ -79,37 +80,65 @@ static bool put16(uint8_t *out, size_t out_len, size_t *o, uint32_t u, bool big_
 	return true;
 }
 
+/*
+ * Decode one UTF-8 sequence of at most len bytes at s: the code point, or
+ * -1 for anything malformed (overlong forms, surrogates, past U+10FFFF,
+ * truncated).  *used gets the sequence's length.
+ */
+static int32_t utf8_next(const uint8_t *s, size_t len, size_t *used)
+{
+	static const uint32_t min_cp[4] = { 0, 0x80, 0x800, 0x10000 };
+	uint32_t cp;
+	unsigned extra;
+	if (s[0] < 0x80) {
+		cp = s[0];
+		extra = 0;
+	} else if ((s[0] & 0xE0) == 0xC0) {
+		cp = s[0] & 0x1F;
+		extra = 1;
+	} else if ((s[0] & 0xF0) == 0xE0) {
+		cp = s[0] & 0x0F;
+		extra = 2;
+	} else if ((s[0] & 0xF8) == 0xF0) {
+		cp = s[0] & 0x07;
+		extra = 3;
+	} else {
+		return -1;
+	}
+	if (extra >= len)
+		return -1;
+	for (unsigned k = 1; k <= extra; k++) {
+		if ((s[k] & 0xC0) != 0x80)
+			return -1;
+		cp = (cp << 6) | (s[k] & 0x3F);
+	}
+	if (cp < min_cp[extra] || cp > 0x10FFFF || (cp >= 0xD800 && cp < 0xE000))
+		return -1;
+	*used = extra + 1;
+	return (int32_t)cp;
+}
+
+bool vhd_utf8_valid(const uint8_t *s, size_t len)
+{
+	for (size_t i = 0, n; i < len; i += n)
+		if (utf8_next(s + i, len - i, &n) < 0)
+			return false;
+	return true;
+}
+
 int vhd_utf8_to_utf16(const char *in, bool big_endian, uint8_t *out, size_t out_len)
 {
 	const uint8_t *s = (const uint8_t *)in;
-	size_t o = 0;
+	size_t o = 0, left = strlen(in);
 
-	while (*s) {
-		uint32_t cp;
-		unsigned extra;
-		if (*s < 0x80) {
-			cp = *s;
-			extra = 0;
-		} else if ((*s & 0xE0) == 0xC0) {
-			cp = *s & 0x1F;
-			extra = 1;
-		} else if ((*s & 0xF0) == 0xE0) {
-			cp = *s & 0x0F;
-			extra = 2;
-		} else if ((*s & 0xF8) == 0xF0) {
-			cp = *s & 0x07;
-			extra = 3;
-		} else {
+	while (left) {
+		size_t used;
+		int32_t c = utf8_next(s, left, &used);
+		if (c < 0)
 			return -EINVAL;
-		}
-		s++;
-		for (unsigned k = 0; k < extra; k++, s++) {
-			if ((*s & 0xC0) != 0x80)
-				return -EINVAL;
-			cp = (cp << 6) | (*s & 0x3F);
-		}
-		if (cp > 0x10FFFF || (cp >= 0xD800 && cp < 0xE000))
-			return -EINVAL;
+		uint32_t cp = (uint32_t)c;
+		s += used;
+		left -= used;
 		if (cp >= 0x10000) {
 			cp -= 0x10000;
 			if (!put16(out, out_len, &o, 0xD800 + (cp >> 10), big_endian) ||

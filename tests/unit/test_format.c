@@ -64,7 +64,7 @@ Test(format, signed_integers)
  * reader) expects "-0005".  Only zero padding is affected: space padding
  * before the sign is right.
  */
-Test(format, zero_padded_negative, .disabled = true)
+Test(format, zero_padded_negative)
 {
 	SAME("[%05d]", -5);
 	SAME("[%08lld]", -123LL);

@@ -265,7 +265,7 @@ Test(header, decode_macx_utf8_url)
  * (a lone continuation byte, a truncated sequence, an overlong '/') is
  * returned as success and reaches open_sibling and vhdtool's output as is.
  */
-Test(header, decode_macx_rejects_invalid_utf8, .disabled = true)
+Test(header, decode_macx_rejects_invalid_utf8)
 {
 	char out[64];
 	const uint8_t bad1[] = { 'f', 'i', 'l', 'e', ':', '/', '/', '/', 0x80, 'x' };

@@ -461,7 +461,7 @@ Test(hostile, huge_table_with_tiny_file)
  * data for BAT entries.  Open should refuse, as for any table running past
  * the end of the file.
  */
-Test(hostile, declared_table_past_eof_refused, .disabled = true)
+Test(hostile, declared_table_past_eof_refused)
 {
 	size_t len;
 	uint8_t *b = base_image(&len);
