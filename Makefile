@@ -40,7 +40,7 @@ UNIT_BIN    := $(BUILD)/unit-tests
 SONAME      := libvhd.so.$(SOVERSION)
 SHLIB       := $(BUILD)/libvhd.so.$(VERSION)
 
-.PHONY: all clean check deps unit cli asan demo install core-purity freestanding bench
+.PHONY: all clean check deps unit cli nbd asan demo install core-purity freestanding bench
 all: $(BUILD)/libvhd.a $(BUILD)/libvhd.so $(BUILD)/vhdtool $(BUILD)/vhd-nbd $(BUILD)/libvhd.pc
 
 $(BUILD)/obj/libvhd/%.o: libvhd/%.c libvhd/*.h | $(BUILD)/obj/libvhd
@@ -115,19 +115,25 @@ unit: $(UNIT_BIN)
 	timeout 300 $(UNIT_BIN) --jobs 2
 
 cli: all
-	VHDTOOL=$(abspath $(BUILD)/vhdtool) timeout 900 tests/cli/run.sh
+	VHDTOOL=$(abspath $(BUILD)/vhdtool) timeout 900 tests/run.sh cli
+
+nbd: all
+	VHDTOOL=$(abspath $(BUILD)/vhdtool) VHDNBD=$(abspath $(BUILD)/vhd-nbd) timeout 900 tests/run.sh nbd
 
 asan:
 	$(MAKE) BUILD=build/asan SAN=1 all build/asan/unit-tests
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
 		timeout 600 build/asan/unit-tests --jobs 2
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 SANITIZED=1 \
-		VHDTOOL=$(abspath build/asan/vhdtool) timeout 1200 tests/cli/run.sh
+		VHDTOOL=$(abspath build/asan/vhdtool) timeout 1200 tests/run.sh cli
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 SANITIZED=1 \
+		VHDTOOL=$(abspath build/asan/vhdtool) VHDNBD=$(abspath build/asan/vhd-nbd) timeout 1200 tests/run.sh nbd
 
 check: deps
 	$(MAKE) all freestanding
 	$(MAKE) unit
 	$(MAKE) cli
+	$(MAKE) nbd
 	$(MAKE) asan
 	@echo "make check: every suite passed"
 

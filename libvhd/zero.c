@@ -42,12 +42,13 @@ static int write_zeros(struct vhd_image *img, uint64_t off, uint64_t len)
  * Unmap an allocated block of a dynamic image (meta_lock held): it reads
  * as zeros at once through the in-memory BAT; the on-disk entry follows at
  * the next flush.  Punching first is safe: until then the old entry points
- * at zeros, which is what the block now holds either way.
+ * at zeros (bitmap included), which is what the block now holds either way.
  */
 static void unmap_block(struct vhd_image *img, uint32_t blk)
 {
-	uint64_t data = vhd_block_offset(img, blk) + img->bitmap_bytes;
-	punch(img, data, img->block_size);
+	/* Bitmap too: the freed span then reads as zeros, which check knows
+	 * for space to compact, not leaked. */
+	punch(img, vhd_block_offset(img, blk), (uint64_t)img->bitmap_bytes + img->block_size);
 	__atomic_store_n(&img->bat[blk], VHD_BAT_FREE, __ATOMIC_RELEASE);
 	vhd_state_set(img, blk, VHD_BLOCK_UNKNOWN);
 	vhd_mark_bat_dirty(img, blk);

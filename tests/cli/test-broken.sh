@@ -3,7 +3,7 @@
 # Broken images, one defect each (fixtures/make-corrupt.sh): check gives the
 # exit code the manifest names; info, map and convert give a clear error or
 # a correct result, never a crash; nothing writes to the input.
-. "$(dirname "$0")/functions.sh"
+. "$(dirname "$0")/../functions.sh"
 requires qemu-img
 requires qemu-io
 VHDTOOL=$VHDTOOL bash "$FIXTURES/make-corrupt.sh" "$T/c" >"$T/make.log" 2>&1 || { cat "$T/make.log"; fail "make-corrupt.sh failed"; }

@@ -3,7 +3,7 @@
 # Differencing chains: -B children reproduce their source exactly and stay
 # small; chains of depth 3; moved chains; missing and wrong parents; the
 # Windows-made child from dfvfs over a parent the test builds.
-. "$(dirname "$0")/functions.sh"
+. "$(dirname "$0")/../functions.sh"
 requires openssl
 PATCH=$(dirname "$0")/vhdpatch.py
 

@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: MIT
 # convert: every direction, sparse output, progress, and bad input that
 # must fail cleanly without touching anything.
-. "$(dirname "$0")/functions.sh"
+. "$(dirname "$0")/../functions.sh"
 requires qemu-img
 requires openssl
 

@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: MIT
 # create: exact sizes of every type, read back identically by qemu-img and
 # libvhdi; bad sizes refused; fixed images sparse; Azure rounding.
-. "$(dirname "$0")/functions.sh"
+. "$(dirname "$0")/../functions.sh"
 requires qemu-img
 requires vhdiinfo
 

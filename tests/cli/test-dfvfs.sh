@@ -1,7 +1,7 @@
 #!/bin/bash
 # SPDX-License-Identifier: MIT
 # The four real images from dfvfs behave as fixtures/dfvfs/README.md says.
-. "$(dirname "$0")/functions.sh"
+. "$(dirname "$0")/../functions.sh"
 requires qemu-img
 requires vhdiinfo
 D=$FIXTURES/dfvfs

@@ -3,7 +3,7 @@
 # make install: the tool, the library (soname, only vhd_ symbols exported),
 # the header and libvhd.pc work for a program built against them; the help
 # and the man page name every command.
-. "$(dirname "$0")/functions.sh"
+. "$(dirname "$0")/../functions.sh"
 requires pkg-config
 requires cc
 [ -z "${SANITIZED:-}" ] || { echo "SKIP: install is tested in the plain build"; exit 77; }

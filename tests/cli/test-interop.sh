@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: MIT
 # Interop both ways: our images read by qemu-img byte for byte, qemu-img's
 # images read by us byte for byte, qemu-io writes into our layout.
-. "$(dirname "$0")/functions.sh"
+. "$(dirname "$0")/../functions.sh"
 requires qemu-img
 requires qemu-io
 requires openssl

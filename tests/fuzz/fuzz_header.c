@@ -123,6 +123,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (n >= 0)
 			CHECK((size_t)n == strlen(name));
 
+		/* The seeds carry each used locator's data after the header, in
+		 * entry order (make-seeds.sh); slices follow that layout. */
+		size_t at = 0;
 		for (int i = 0; i < VHD_LOCATOR_COUNT; i++) {
 			const struct vhd_locator_entry *l = &h.loc[i];
 			uint64_t space = vhd_locator_space_bytes(l);
@@ -131,9 +134,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				CHECK(space == (uint64_t)l->data_space * VHD_SECTOR_SIZE);
 			if (!tail_len)
 				continue;
-			/* The slice the entry names, folded into the input. */
-			size_t off = (size_t)(l->data_offset % tail_len);
+			size_t off = at % tail_len;
 			size_t len = l->data_length % 2100;
+			if (l->code && l->data_length)
+				at += l->data_length;
 			if (len > tail_len - off)
 				len = tail_len - off;
 			decode_slice(l->code, tail + off, len, VHD_LOCATOR_MAX_PATH);

@@ -4,8 +4,9 @@
 # or anything else (fail).
 set -eu
 export LC_ALL=C
-VHDTOOL=${VHDTOOL:-$(cd "$(dirname "$0")/../.." && pwd)/build/vhdtool}
-TOP=$(cd "$(dirname "$0")/../.." && pwd)
+TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+VHDTOOL=${VHDTOOL:-$TOP/build/vhdtool}
+VHDNBD=${VHDNBD:-$TOP/build/vhd-nbd}
 FIXTURES=$TOP/fixtures
 T=$(mktemp -d /tmp/vhdt.XXXXXX)
 cleanup_hooks=""
@@ -79,3 +80,61 @@ rand_bytes() { openssl enc -aes-128-ctr -pass "pass:$1" -nosalt -pbkdf2 </dev/ze
 
 # Fill a raw file with random runs at the given offsets (bytes): put_data FILE SEED OFFSET LEN
 put_data() { rand_bytes "$2" "$4" | dd of="$1" bs=64k seek="$3" oflag=seek_bytes conv=notrunc status=none; }
+
+# ---- NBD servers -----------------------------------------------------------
+
+# start_nbd ARGS...: run vhd-nbd on a unix socket $SOCK in a short folder,
+# wait until it listens, stop it at exit.  Sets SOCK, URI (default export)
+# and NBD_PID.
+start_nbd() {
+	SOCKDIR=$(mktemp -d /tmp/nbd.XXXXXX)
+	SOCK=$SOCKDIR/s
+	URI="nbd+unix:///?socket=$SOCK"
+	"$VHDNBD" --socket "$SOCK" "$@" 2>"$T/nbd.err" &
+	NBD_PID=$!
+	on_exit stop_nbd
+	wait_listening "$SOCK"
+}
+
+wait_listening() {
+	for _ in $(seq 1 100); do
+		[ -S "$1" ] && return 0
+		kill -0 "$NBD_PID" 2>/dev/null || { cat "$T/nbd.err" >&2; fail "vhd-nbd exited: $(cat "$T/nbd.err")"; }
+		sleep 0.05
+	done
+	fail "vhd-nbd did not listen on $1"
+}
+
+# stop_nbd: SIGTERM, and the server must exit 0 within 20 s.
+stop_nbd() {
+	[ -n "${NBD_PID:-}" ] || return 0
+	kill -TERM "$NBD_PID" 2>/dev/null || true
+	local rc=0
+	for _ in $(seq 1 200); do
+		kill -0 "$NBD_PID" 2>/dev/null || break
+		sleep 0.1
+	done
+	if kill -0 "$NBD_PID" 2>/dev/null; then
+		kill -KILL "$NBD_PID"
+		NBD_PID=
+		echo "vhd-nbd did not stop on SIGTERM" >&2
+		return 1
+	fi
+	wait "$NBD_PID" || rc=$?
+	NBD_PID=
+	rm -rf "${SOCKDIR:-/nonexistent}"
+	if grep -qE 'AddressSanitizer|LeakSanitizer|runtime error:' "$T/nbd.err" 2>/dev/null; then
+		cat "$T/nbd.err" >&2
+		echo "vhd-nbd: sanitizer report" >&2
+		return 1
+	fi
+	[ $rc = 0 ] || { cat "$T/nbd.err" >&2; echo "vhd-nbd exited $rc" >&2; }
+	return $rc
+}
+
+# free_port: a TCP port nobody listens on now.
+free_port() {
+	/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+nbdsh() { PATH=/usr/bin:$PATH command nbdsh "$@"; }

@@ -1,9 +1,12 @@
 #!/bin/bash
 # SPDX-License-Identifier: MIT
-# Run every tests/cli/test-*.sh (or the ones named), each under a time
-# budget, and print one summary line: "N passed, N failed, N skipped".
+# Run the tests of one suite: tests/run.sh SUITE [TEST...] runs every
+# tests/SUITE/test-*.sh (or the ones named), each under a time budget, and
+# prints one summary line: "SUITE: N passed, N failed, N skipped".
 set -u
-cd "$(dirname "$0")"
+suite=${1:?usage: tests/run.sh SUITE [TEST...]}
+shift
+cd "$(dirname "$0")/$suite"
 budget=${TEST_BUDGET:-300}
 tests=("$@")
 [ ${#tests[@]} -gt 0 ] || tests=(test-*.sh)
@@ -20,6 +23,6 @@ for t in "${tests[@]}"; do
 	   echo "FAIL $t (exit $rc, ${secs}s)"; echo "$out" | tail -40 | sed 's/^/    /' ;;
 	esac
 done
-echo "cli: $pass passed, $failed failed, $skip skipped"
+echo "$suite: $pass passed, $failed failed, $skip skipped"
 [ -z "$failures" ] || echo "failed:$failures"
 [ $failed -eq 0 ]
