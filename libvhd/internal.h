@@ -174,6 +174,7 @@ struct vhd_image {
 	uint64_t file_size;         /* at open */
 	uint64_t footer_offset;     /* where the end footer lives */
 	uint64_t next_block;        /* file offset for the next new block */
+	uint64_t used_end;          /* at open: the slot after the last block or metadata */
 
 	uint32_t *bat;              /* native-endian copy, bat_entries long */
 	uint32_t bat_entries;       /* entries the virtual size uses */

@@ -391,6 +391,33 @@ static int load_bat(struct vhd_image *img, struct vhd_error *err)
 	/* New blocks go where the end footer is now (or just after it). */
 	uint64_t next = (img->footer_offset + VHD_SECTOR_SIZE - 1) & ~(uint64_t)(VHD_SECTOR_SIZE - 1);
 	img->next_block = vhd_block_slot(next > meta_end ? next : meta_end, img->bitmap_bytes);
+	img->used_end = vhd_block_slot(meta_end, img->bitmap_bytes);
+	return 0;
+}
+
+/*
+ * A writer takes back the space after the last block that nothing refers
+ * to: blocks a crashed writer filled but never entered in the BAT, or room
+ * it had reserved.  The footer moves down (durably) before the file is cut,
+ * so a crash in between leaves two valid footers, never none.
+ */
+static int trim_unused_tail(struct vhd_image *img, struct vhd_error *err)
+{
+	uint64_t end = img->used_end;
+	if (img->footer_offset <= end)
+		return 0;
+	int r = img->io->ops->pwrite(img->io, img->footer_raw, VHD_FOOTER_SIZE, end);
+	if (r == 0 && !(img->open_flags & VHD_OPEN_NO_SYNC))
+		r = img->io->ops->flush(img->io);
+	if (r == 0)
+		r = img->io->ops->truncate(img->io, end + VHD_FOOTER_SIZE);
+	if (r < 0) {
+		vhd_set_error(err, r, "%s: cannot take back the unused space at the end: %s",
+			      img->io->name, vhd_strerror(r));
+		return r;
+	}
+	img->footer_offset = img->next_block = end;
+	img->file_size = end + VHD_FOOTER_SIZE;
 	return 0;
 }
 
@@ -443,6 +470,11 @@ int vhd_open_io_depth(struct vhd_io *io, unsigned flags, int depth, const uint8_
 		r = load_bat(img, err);
 		if (r < 0)
 			goto fail;
+		if (want_write && !img->read_only) {
+			r = trim_unused_tail(img, err);
+			if (r < 0)
+				goto fail;
+		}
 	}
 	img->read_only = img->read_only || !want_write;
 	if (img->footer.disk_type == VHD_TYPE_DIFFERENCING && !(flags & VHD_OPEN_NO_PARENT)) {
