@@ -25,6 +25,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 #define ORACLE_BUDGET (4u << 20)
 
 static uint8_t *rbuf, *rbuf2;
+/*
+ * FUZZ_KNOWN_BUGS (environment): comma-separated tags of reported, unfixed
+ * libvhd bugs whose oracle is relaxed, so that a fuzzing run can get past
+ * them.  Never set in `make fuzz-replay`.
+ *   extent-merge: block status merges back-to-back blocks into one extent
+ *                 whose file_offset mapping ignores the bitmaps between.
+ *   locator-past-eof: a writer puts new blocks over a parent locator whose
+ *                 data lay past the end of the file; the image then no
+ *                 longer opens ("inside a parent locator").
+ */
+static bool known_extent_merge, known_locator_past_eof;
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerInitialize(int *argc, char ***argv)
@@ -35,6 +46,9 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	if (!rbuf || !rbuf2)
 		abort();
 	fz_init_parents();
+	const char *known = getenv("FUZZ_KNOWN_BUGS");
+	known_extent_merge = known && strstr(known, "extent-merge");
+	known_locator_past_eof = known && strstr(known, "locator-past-eof");
 	return 0;
 }
 
@@ -72,6 +86,8 @@ static void walk_extents(struct vhd_image *img, const uint8_t *file, size_t file
 	uint64_t vsize = vhd_virtual_size(img), off = 0;
 	uint64_t budget = ORACLE_BUDGET;
 	struct vhd_extent ext;
+	struct vhd_info info;
+	vhd_get_info(img, &info);
 
 	for (int i = 0; i < MAX_EXTENTS && off < vsize; i++) {
 		memset(&ext, 0xA5, sizeof(ext));
@@ -95,8 +111,11 @@ static void walk_extents(struct vhd_image *img, const uint8_t *file, size_t file
 			if (rr == 0 && (ext.flags & VHD_EXTENT_ZERO))
 				FZ_CHECK(all_zero(rbuf, n));
 			if (rr == 0 && ext.depth == 0 && ext.file_offset != UINT64_MAX && file) {
-				FZ_CHECK(vhd_range_ok(ext.file_offset, n, file_len));
-				FZ_CHECK(memcmp(rbuf, file + ext.file_offset, n) == 0);
+				size_t m = n;
+				if (known_extent_merge && info.block_size)
+					m = (size_t)vhd_min_u64(n, info.block_size - off % info.block_size);
+				FZ_CHECK(vhd_range_ok(ext.file_offset, m, file_len));
+				FZ_CHECK(memcmp(rbuf, file + ext.file_offset, m) == 0);
 			}
 		}
 		/* A short query inside the extent agrees with it. */
@@ -186,9 +205,30 @@ static void exercise(struct vhd_image *img, const uint8_t *file, size_t file_len
 	FZ_CHECK(vhd_pread(img, rbuf, 1, vsize) < 0);
 	FZ_CHECK(vhd_pread(img, rbuf, 2, UINT64_MAX) < 0);
 	FZ_CHECK(vhd_pread(img, rbuf, 0, vsize) == 0);
+
+	/* Again, now that reads have learnt which blocks are full. */
+	walk_extents(img, file, file_len);
 }
 
-/* A write, read back, close, check, reopen, read back. */
+/* The window of the disk the write path works in, and what it must hold. */
+struct window {
+	uint64_t lo;
+	size_t len;
+	uint8_t *model;
+};
+
+static void window_check(struct vhd_image *img, const struct window *w)
+{
+	FZ_CHECK(vhd_pread(img, rbuf2, w->len, w->lo) == 0);
+	FZ_CHECK(memcmp(rbuf2, w->model, w->len) == 0);
+}
+
+/*
+ * Writes through the public API on a read-write copy: a pwrite, then
+ * (as the input's hash picks) a vhd_zero and a vhd_discard, all inside a
+ * small window whose contents are modelled; then flush, close, the checker,
+ * a reopen and the window once more.
+ */
 static void write_path(const uint8_t *data, size_t size, bool sound)
 {
 	struct vhd_io *mem;
@@ -206,7 +246,7 @@ static void write_path(const uint8_t *data, size_t size, bool sound)
 		return;
 	}
 	struct vhd_info info;
-	vhd_get_info(img, &info);
+	FZ_CHECK(vhd_get_info(img, &info) == 0);
 	uint64_t vsize = vhd_virtual_size(img);
 	/* New blocks make the file grow by four blocks at a time: keep memory
 	 * bounded by writing only where blocks are small. */
@@ -215,50 +255,111 @@ static void write_path(const uint8_t *data, size_t size, bool sound)
 	size_t mlen;
 	const uint8_t *file = vhd_io_mem_data(mem, &mlen);
 	exercise(img, file, mlen, data, size);
+	if (info.read_only)
+		FZ_CHECK(vhd_pwrite(img, rbuf, 1, 0) == -EROFS);
 
-	uint64_t off = 0;
-	size_t len = 0;
-	uint8_t pat[4096 + 512];
-	int w = -1;
+	uint32_t h = hash(data + size / 2, size - size / 2 < 64 ? size - size / 2 : 64);
+	uint32_t h2 = h * 2654435761u ^ (uint32_t)size;
+	struct window w = { 0, 0, NULL };
+	bool wrote = false, ok = can_write;
 	if (can_write) {
-		uint32_t h = hash(data + size / 2, size - size / 2 < 64 ? size - size / 2 : 64);
-		off = (uint64_t)h * 40503u % vsize;
-		len = (size_t)vhd_min_u64(vsize - off, 1 + h % sizeof(pat));
+		uint64_t bs = info.block_size ? info.block_size : 16u << 10;
+		uint64_t want = bs * 2 > (16u << 10) ? bs * 2 : 16u << 10;
+		w.lo = (uint64_t)h * 40503u % vsize / bs * bs;
+		w.len = (size_t)vhd_min_u64(vhd_min_u64(vsize - w.lo, want), MAX_READ);
+		w.model = malloc(w.len);
+		if (!w.model)
+			abort();
+		if (vhd_pread(img, w.model, w.len, w.lo) < 0)
+			ok = false;     /* a differencing image without its parent */
+	}
+	if (ok) {
+		/* 1. pwrite: anywhere in the window, up to 4.5 KiB. */
+		uint8_t pat[4096 + 512];
+		size_t off = h % w.len;
+		size_t len = (size_t)vhd_min_u64(w.len - off, 1 + (h >> 8) % sizeof(pat));
 		for (size_t i = 0; i < len; i++)
-			pat[i] = (uint8_t)(i * 13 + 7) | 1;
-		w = vhd_pwrite(img, pat, len, off);
-		FZ_CHECK(w <= 0);
-		if (w == 0) {
-			FZ_CHECK(vhd_flush(img) == 0);
-			FZ_CHECK(vhd_pread(img, rbuf, len, off) == 0);
-			FZ_CHECK(memcmp(rbuf, pat, len) == 0);
-			file = vhd_io_mem_data(mem, &mlen);
-			walk_extents(img, file, mlen);
+			pat[i] = (uint8_t)((i * 13 + 7) | 1);
+		r = vhd_pwrite(img, pat, len, w.lo + off);
+		FZ_CHECK(r <= 0);
+		if (r == 0) {
+			wrote = true;
+			memcpy(w.model + off, pat, len);
+			window_check(img, &w);
+		} else {
+			ok = false;
 		}
-	} else if (info.read_only) {
-		FZ_CHECK(vhd_pwrite(img, pat, 1, 0) == -EROFS);
+	}
+	if (ok && (h2 & 1)) {
+		/* 2. vhd_zero: a range or the whole window. */
+		unsigned flags = (h2 >> 1) & (VHD_ZERO_MAY_UNMAP | VHD_ZERO_FAST);
+		size_t off = (h2 & 2) ? 0 : (h2 >> 8) % w.len;
+		size_t len = (h2 & 2) ? w.len : (size_t)vhd_min_u64(w.len - off, 1 + (h2 >> 4) % 9000);
+		r = vhd_zero(img, w.lo + off, len, flags);
+		FZ_CHECK(r <= 0);
+		if (r == 0) {
+			memset(w.model + off, 0, len);
+			window_check(img, &w);
+		} else if (r == -ENOTSUP && (flags & VHD_ZERO_FAST)) {
+			/* Parts may be zeroed already: take what is there, then
+			 * check it is old data or zeros. */
+			FZ_CHECK(vhd_pread(img, rbuf2, w.len, w.lo) == 0);
+			for (size_t i = 0; i < w.len; i++)
+				FZ_CHECK(rbuf2[i] == w.model[i] || (rbuf2[i] == 0 && i >= off && i < off + len));
+			memcpy(w.model, rbuf2, w.len);
+		} else {
+			ok = false;
+		}
+	}
+	if (ok && (h2 & 16)) {
+		/* 3. vhd_discard: contents may go (read as zeros), nothing else may. */
+		size_t off = (h2 >> 12) % w.len;
+		size_t len = (h2 & 32) ? w.len - off : (size_t)vhd_min_u64(w.len - off, 1 + (h2 >> 5) % 20000);
+		r = vhd_discard(img, w.lo + off, len);
+		FZ_CHECK(r <= 0);
+		if (r == 0) {
+			FZ_CHECK(vhd_pread(img, rbuf2, w.len, w.lo) == 0);
+			for (size_t i = 0; i < w.len; i++)
+				FZ_CHECK(rbuf2[i] == w.model[i] || (rbuf2[i] == 0 && i >= off && i < off + len));
+			memcpy(w.model, rbuf2, w.len);
+		} else {
+			ok = false;
+		}
+	}
+	if (wrote) {
+		r = vhd_flush(img);
+		FZ_CHECK(r == 0 || !ok);
+		if (ok)
+			window_check(img, &w);
+		file = vhd_io_mem_data(mem, &mlen);
+		walk_extents(img, file, mlen);
 	}
 	r = vhd_close(img);
-	if (w == 0)
+	if (ok)
 		FZ_CHECK(r == 0);
 
 	/* The bytes the close left behind. */
 	const uint8_t *out = vhd_io_mem_data(mem, &mlen);
 	struct vhd_check_report rep;
 	if (vhd_check_io(mem, false, &rep) == 0) {
-		if (sound && w == 0)
+		if (sound && ok)
 			FZ_CHECK(rep.corruptions == 0);
 		vhd_check_report_free(&rep);
 	}
-	if (w == 0) {
+	if (ok && wrote) {
 		struct vhd_io *view = fz_view_open(out, mlen, FZ_SIB_BUILTIN, data, size);
 		r = vhd_open_io(view, VHD_OPEN_IGNORE_PARENT_ID | VHD_OPEN_PARENT_OPTIONAL, &img, &err);
+		if (r < 0 && known_locator_past_eof && strstr(err.message, "inside a parent locator"))
+			goto out;
+		if (r < 0)
+			fprintf(stderr, "reopen after the write failed: %s\n", err.message);
 		FZ_CHECK(r == 0);
 		FZ_CHECK(vhd_virtual_size(img) == vsize);
-		FZ_CHECK(vhd_pread(img, rbuf, len, off) == 0);
-		FZ_CHECK(memcmp(rbuf, pat, len) == 0);
+		window_check(img, &w);
 		vhd_close(img);
 	}
+out:
+	free(w.model);
 	vhd_io_close(mem);
 }
 

@@ -10,7 +10,7 @@ import sys
 import nbd
 
 uri, log_path, seed = sys.argv[1], sys.argv[2], int(sys.argv[3])
-rec = 64 * 1024
+rec = 16 * 1024
 h = nbd.NBD()
 h.connect_uri(uri)
 slots = h.get_size() // rec

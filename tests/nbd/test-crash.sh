@@ -14,16 +14,16 @@ for round in 1 2 3; do
 	for type in dynamic diff; do
 		rm -f "$T"/*.vhd "$T/log"
 		if [ $type = diff ]; then
-			vhdtool create "$T/base.vhd" 32M >/dev/null
+			vhdtool create "$T/base.vhd" 128M >/dev/null
 			vhdtool create -b "$T/base.vhd" "$T/img.vhd" >/dev/null
 		else
-			vhdtool create --block-size 512K "$T/img.vhd" 32M >/dev/null
+			vhdtool create --block-size 512K "$T/img.vhd" 128M >/dev/null
 		fi
 		start_nbd "$T/img.vhd"
 		/usr/bin/python3 "$D/crash_writer.py" "$URI" "$T/log" $((seed + round)) &
 		writer=$!
-		# Kill somewhere between 0.2 and 1.2 s into the stream.
-		sleep "$(/usr/bin/python3 -c "import random; print(random.Random($seed * 7 + $round).uniform(0.2, 1.2))")"
+		# Kill somewhere between 0.1 and 0.8 s into the stream.
+		sleep "$(/usr/bin/python3 -c "import random; print(random.Random($seed * 7 + $round).uniform(0.1, 0.8))")"
 		kill -KILL "$NBD_PID"
 		wait "$NBD_PID" 2>/dev/null || true
 		NBD_PID=
@@ -35,7 +35,7 @@ for round in 1 2 3; do
 import random, sys
 import nbd
 uri, flushed, seed = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-rec = 64 * 1024
+rec = 16 * 1024
 h = nbd.NBD(); h.connect_uri(uri)
 slots = h.get_size() // rec
 order = list(range(slots)); random.Random(seed).shuffle(order)
@@ -50,7 +50,8 @@ for slot in range(slots):
     else:
         assert data in (new, bytes(rec)), "record %d holds foreign bytes" % n
         lost += data != new
-print("flushed %d records intact; %d unflushed records lost" % (flushed, lost))
+later = sum(1 for s in range(slots) if where[s] >= flushed)
+print("%d flushed records intact; of %d later ones, %d read new and %d old content" % (flushed, later, later - lost, lost))
 PY
 		stop_nbd || fail "restarted server did not stop cleanly"
 		expect_status 0 vhdtool check "$T/img.vhd"
