@@ -71,6 +71,20 @@ static int parse_count(const char *s, int min, int max, int *out)
 	return 0;
 }
 
+static void free_exports(struct server_config *cfg)
+{
+	for (size_t i = 0; i < cfg->exports.n; i++) {
+		struct nbd_export *e = &cfg->exports.v[i];
+		nbd_export_close(e);
+		free(e->name);
+		free(e->path);
+		free(e->description);
+	}
+	free(cfg->exports.v);
+	cfg->exports.v = NULL;
+	cfg->exports.n = 0;
+}
+
 /* Fork once listening; the parent exits when the child says it is ready. */
 static int daemonize(int *ready_fd)
 {
@@ -143,7 +157,7 @@ int main(int argc, char **argv)
 			int port;
 			if (parse_count(optarg, 0, 65535, &port) < 0) {
 				fprintf(stderr, "vhd-nbd: invalid port '%s'\n", optarg);
-				return 1;
+				goto fail;
 			}
 			cfg.port = optarg;
 			bind_given = true;
@@ -153,11 +167,11 @@ int main(int argc, char **argv)
 			char *eq = strchr(optarg, '=');
 			if (!eq || eq[1] == '\0') {
 				fprintf(stderr, "vhd-nbd: --export takes NAME=FILE, not '%s'\n", optarg);
-				return 1;
+				goto fail;
 			}
 			*eq = '\0';
 			if (add_export(&cfg, optarg, eq + 1) < 0)
-				return 1;
+				goto fail;
 			break;
 		}
 		case 's':
@@ -172,13 +186,13 @@ int main(int argc, char **argv)
 		case 'M':
 			if (parse_count(optarg, 1, 4096, &cfg.max_connections) < 0) {
 				fprintf(stderr, "vhd-nbd: --max-connections takes 1 to 4096\n");
-				return 1;
+				goto fail;
 			}
 			break;
 		case 'T':
 			if (parse_count(optarg, 1, 64, &cfg.threads) < 0) {
 				fprintf(stderr, "vhd-nbd: --threads takes 1 to 64\n");
-				return 1;
+				goto fail;
 			}
 			break;
 		case 'h':
@@ -189,28 +203,28 @@ int main(int argc, char **argv)
 			return 0;
 		default:
 			fputs(usage_text, stderr);
-			return 1;
+			goto fail;
 		}
 	}
 	int rest = argc - optind;
 	if (rest > 1 || (rest == 1 && cfg.exports.n) || (rest == 0 && !cfg.exports.n)) {
 		fprintf(stderr, "vhd-nbd: give either one FILE or --export NAME=FILE options\n%s",
 			usage_text);
-		return 1;
+		goto fail;
 	}
 	if (cfg.socket_path && bind_given) {
 		fprintf(stderr, "vhd-nbd: --socket and --bind/--port exclude each other\n");
-		return 1;
+		goto fail;
 	}
 	if (rest == 1 && add_export(&cfg, "", argv[optind]) < 0)
-		return 1;
+		goto fail;
 
 	for (size_t i = 0; i < cfg.exports.n; i++) {
 		struct vhd_error err;
 		struct nbd_export *e = &cfg.exports.v[i];
 		if (nbd_export_open(e, read_only, snapshot, &err) < 0) {
 			fprintf(stderr, "vhd-nbd: %s\n", err.message);
-			return 1;
+			goto fail;
 		}
 		char desc[256];
 		snprintf(desc, sizeof(desc), "%s (%s VHD%s)", e->path,
@@ -222,17 +236,17 @@ int main(int argc, char **argv)
 
 	signal(SIGPIPE, SIG_IGN);
 	if (server_listen(&cfg) < 0)
-		return 1;
+		goto fail;
 	int ready_fd = -1;
 	if (daemon_mode && daemonize(&ready_fd) < 0) {
 		fprintf(stderr, "vhd-nbd: cannot detach: %s\n", strerror(errno));
-		return 1;
+		goto fail;
 	}
 	if (pidfile) {
 		FILE *f = fopen(pidfile, "w");
 		if (!f || fprintf(f, "%ld\n", (long)getpid()) < 0 || fclose(f) != 0) {
 			fprintf(stderr, "vhd-nbd: %s: %s\n", pidfile, strerror(errno));
-			return 1;
+			goto fail;
 		}
 	}
 	struct sigaction sa = { .sa_handler = on_signal };
@@ -242,7 +256,7 @@ int main(int argc, char **argv)
 	if (ready_fd >= 0) {
 		char one = 1;
 		if (write(ready_fd, &one, 1) != 1)
-			return 1;
+			goto fail;
 		close(ready_fd);
 	}
 
@@ -255,12 +269,12 @@ int main(int argc, char **argv)
 			fprintf(stderr, "vhd-nbd: %s: closing the image failed\n", e->path);
 			status = 1;
 		}
-		free(e->name);
-		free(e->path);
-		free(e->description);
 	}
-	free(cfg.exports.v);
+	free_exports(&cfg);
 	if (pidfile)
 		unlink(pidfile);
 	return status;
+fail:
+	free_exports(&cfg);
+	return 1;
 }

@@ -14,15 +14,18 @@
 FUZZ_CC        ?= clang
 FUZZ_TIME      ?= 60
 FUZZ_REPLAY_TIME ?= 20
-FUZZ_TARGETS   ?= fuzz_footer fuzz_header fuzz_utf fuzz_check fuzz_image
+FUZZ_TARGETS   ?= fuzz_footer fuzz_header fuzz_utf fuzz_nbd fuzz_check fuzz_image
 FUZZ_ARGS      ?=
 FUZZ_DIR       := $(or $(BUILD),build)/fuzz
 FUZZ_SRC       := tests/fuzz
 FUZZ_CORE      := $(or $(CORE_SRCS),format utf footer header bitmap bat open rw info chain \
 			create check io_mem io_fault) platform_posix
 FUZZ_OBJS      := $(addprefix $(FUZZ_DIR)/obj/,$(addsuffix .o,$(FUZZ_CORE)))
-FUZZ_ALL       := fuzz_footer fuzz_header fuzz_utf fuzz_check fuzz_image
-FUZZ_BINS      := $(addprefix $(FUZZ_DIR)/,$(FUZZ_ALL))
+# vhd-nbd's handshake and request parsers (export.c needs the host layer).
+FUZZ_NBD_OBJS  := $(addprefix $(FUZZ_DIR)/obj/nbd/,handshake.o request.o export.o) \
+		  $(addprefix $(FUZZ_DIR)/obj/,io_posix.o host.o)
+FUZZ_LIB_BINS  := $(addprefix $(FUZZ_DIR)/,fuzz_footer fuzz_header fuzz_utf fuzz_check fuzz_image)
+FUZZ_BINS      := $(FUZZ_LIB_BINS) $(FUZZ_DIR)/fuzz_nbd
 
 FUZZ_SAN       := -fsanitize=address,undefined -fno-sanitize-recover=undefined
 FUZZ_CFLAGS    := -std=c11 -D_DEFAULT_SOURCE -D_FILE_OFFSET_BITS=64 -g -O1 \
@@ -35,6 +38,7 @@ FUZZ_ENV       := UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 FUZZ_MAXLEN_fuzz_footer := 2048
 FUZZ_MAXLEN_fuzz_header := 2048
 FUZZ_MAXLEN_fuzz_utf    := 2048
+FUZZ_MAXLEN_fuzz_nbd    := 16384
 FUZZ_MAXLEN_fuzz_check  := 2200000
 FUZZ_MAXLEN_fuzz_image  := 2200000
 # Mutation runs of `make fuzz-replay` after the corpus (a few seconds each
@@ -42,6 +46,7 @@ FUZZ_MAXLEN_fuzz_image  := 2200000
 FUZZ_RUNS_fuzz_footer   := 200000
 FUZZ_RUNS_fuzz_header   := 100000
 FUZZ_RUNS_fuzz_utf      := 200000
+FUZZ_RUNS_fuzz_nbd      := 200000
 FUZZ_RUNS_fuzz_check    := 30000
 FUZZ_RUNS_fuzz_image    := 8000
 
@@ -69,9 +74,18 @@ $(FUZZ_DIR)/obj/%.o: libvhd/%.c libvhd/*.h | $(FUZZ_DIR)/toolchain.ok
 	@mkdir -p $(@D)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) $(FUZZ_SAN) -fsanitize=fuzzer-no-link -c -o $@ $<
 
-$(FUZZ_BINS): $(FUZZ_DIR)/%: $(FUZZ_SRC)/%.c $(FUZZ_SRC)/fuzz_common.h $(FUZZ_OBJS) libvhd/*.h \
+$(FUZZ_DIR)/obj/nbd/%.o: nbd/%.c nbd/*.h libvhd/*.h | $(FUZZ_DIR)/toolchain.ok
+	@mkdir -p $(@D)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -Inbd $(FUZZ_SAN) -fsanitize=fuzzer-no-link -c -o $@ $<
+
+$(FUZZ_LIB_BINS): $(FUZZ_DIR)/%: $(FUZZ_SRC)/%.c $(FUZZ_SRC)/fuzz_common.h $(FUZZ_OBJS) libvhd/*.h \
 		| $(FUZZ_DIR)/toolchain.ok
 	$(FUZZ_CC) $(FUZZ_CFLAGS) $(FUZZ_SAN) -fsanitize=fuzzer -o $@ $< $(FUZZ_OBJS) $(FUZZ_LIBS)
+
+$(FUZZ_DIR)/fuzz_nbd: $(FUZZ_SRC)/fuzz_nbd.c $(FUZZ_OBJS) $(FUZZ_NBD_OBJS) nbd/*.h libvhd/*.h \
+		| $(FUZZ_DIR)/toolchain.ok
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -Inbd $(FUZZ_SAN) -fsanitize=fuzzer -o $@ $< $(FUZZ_NBD_OBJS) \
+		$(FUZZ_OBJS) $(FUZZ_LIBS)
 
 # Grow the corpus: fuzz a working copy, then merge into the committed
 # corpus only the inputs that add coverage.
@@ -81,6 +95,7 @@ fuzz: fuzz-build
 		case $$t in \
 		fuzz_footer) ml=$(FUZZ_MAXLEN_fuzz_footer) ;; fuzz_header) ml=$(FUZZ_MAXLEN_fuzz_header) ;; \
 		fuzz_utf) ml=$(FUZZ_MAXLEN_fuzz_utf) ;; fuzz_check) ml=$(FUZZ_MAXLEN_fuzz_check) ;; \
+		fuzz_nbd) ml=$(FUZZ_MAXLEN_fuzz_nbd) ;; \
 		*) ml=$(FUZZ_MAXLEN_fuzz_image) ;; esac; \
 		work=$(FUZZ_DIR)/corpus-$$t; log=$(FUZZ_DIR)/$$t.log; \
 		mkdir -p $$work $(FUZZ_SRC)/corpus/$$t; \
@@ -111,6 +126,7 @@ fuzz-replay: fuzz-build
 		fuzz_footer) ml=$(FUZZ_MAXLEN_fuzz_footer); runs=$(FUZZ_RUNS_fuzz_footer) ;; \
 		fuzz_header) ml=$(FUZZ_MAXLEN_fuzz_header); runs=$(FUZZ_RUNS_fuzz_header) ;; \
 		fuzz_utf) ml=$(FUZZ_MAXLEN_fuzz_utf); runs=$(FUZZ_RUNS_fuzz_utf) ;; \
+		fuzz_nbd) ml=$(FUZZ_MAXLEN_fuzz_nbd); runs=$(FUZZ_RUNS_fuzz_nbd) ;; \
 		fuzz_check) ml=$(FUZZ_MAXLEN_fuzz_check); runs=$(FUZZ_RUNS_fuzz_check) ;; \
 		*) ml=$(FUZZ_MAXLEN_fuzz_image); runs=$(FUZZ_RUNS_fuzz_image) ;; esac; \
 		scratch=$(FUZZ_DIR)/replay-$$t; log=$(FUZZ_DIR)/$$t.replay.log; \

@@ -11,7 +11,7 @@ VHDTOOL=${VHDTOOL:-build/vhdtool}
 C=tests/fuzz/corpus
 [ -x "$VHDTOOL" ] || { echo "$0: $VHDTOOL missing: run make first" >&2; exit 1; }
 command -v python3 >/dev/null || { echo "$0: needs python3" >&2; exit 1; }
-for t in fuzz_footer fuzz_header fuzz_utf fuzz_check fuzz_image; do
+for t in fuzz_footer fuzz_header fuzz_utf fuzz_nbd fuzz_check fuzz_image; do
 	mkdir -p "$C/$t"
 	rm -f "$C/$t"/seed-*
 done
@@ -222,9 +222,30 @@ for i, t in enumerate(texts):
     put("fuzz_utf", "u8-%d" % i, bytes([0x06]) + t.encode())
 put("fuzz_utf", "lone-surrogate", bytes([0x11]) + b"\xd8\x00\x00\x41\xdc\x00")
 put("fuzz_utf", "overlong", bytes([0x00]) + b"\xc0\x80\xe0\x80\xaf\xf4\x90\x80\x80")
+
+# NBD: a mode byte (see fuzz_nbd.c), then what a client sends.
+IHAVEOPT = 0x49484156454F5054
+def opt(code, data=b""):
+    return struct.pack(">QII", IHAVEOPT, code, len(data)) + data
+def nstr(t):
+    return struct.pack(">I", len(t)) + t
+def req(typ, off, length, flags=0, cookie=1):
+    return struct.pack(">IHHQQI", 0x25609513, flags, typ, cookie, off, length)
+requests = (req(0, 0, 4096) + req(1, 4096, 16) + bytes(range(16)) + req(7, 0, 1 << 20, 8) +
+            req(3, 0, 0) + req(4, 8192, 4096, 1) + req(6, 0, 512, 0x13) + req(5, 0, 512) +
+            req(0, (1 << 20) - 1, 2) + req(2, 0, 0))
+go = (struct.pack(">I", 3) + opt(8) + opt(10, nstr(b"disk") + struct.pack(">I", 1) + nstr(b"base:allocation")) +
+      opt(9, nstr(b"disk") + struct.pack(">I", 0)) + opt(3) +
+      opt(6, nstr(b"disk") + struct.pack(">H", 3) + struct.pack(">HHH", 1, 2, 3)) +
+      opt(99, b"x") + opt(5) + opt(7, nstr(b"disk") + struct.pack(">H", 0)))
+put("fuzz_nbd", "go", bytes([0x12]) + go + requests)
+put("fuzz_nbd", "export-name", bytes([0x12]) + struct.pack(">I", 1) + opt(1, b"ro") + requests)
+put("fuzz_nbd", "default-export", bytes([0x52]) + struct.pack(">I", 2) + opt(7, nstr(b"") + struct.pack(">H", 0)) + requests)
+put("fuzz_nbd", "abort", bytes([0x00]) + struct.pack(">I", 3) + opt(3) + opt(2))
+put("fuzz_nbd", "direct", bytes([0x8b]) + requests)
 EOF
 du -sh "$C"
-for t in fuzz_footer fuzz_header fuzz_utf fuzz_check fuzz_image; do
+for t in fuzz_footer fuzz_header fuzz_utf fuzz_nbd fuzz_check fuzz_image; do
 	echo "$t: $(ls "$C/$t" | wc -l) inputs, $(du -sh "$C/$t" | cut -f1)"
 done
 rm -rf "$W"
