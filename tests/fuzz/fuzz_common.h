@@ -101,19 +101,35 @@ static inline int fz_view_truncate(struct vhd_io *io, uint64_t size)
 	return -EROFS;
 }
 
-static inline bool fz_page_zero(const uint8_t *p, size_t n)
+/* Harness helpers that scan bytes are left out of coverage: their
+ * comparisons would only slow the fuzzer down and steer it nowhere. */
+#define FZ_NO_COVERAGE __attribute__((no_sanitize("coverage")))
+
+FZ_NO_COVERAGE static inline bool fz_all_zero(const uint8_t *p, size_t n)
 {
-	for (size_t i = 0; i < n; i++)
+	size_t i = 0;
+	for (; i + 8 <= n; i += 8) {
+		uint64_t w;
+		memcpy(&w, p + i, 8);
+		if (w)
+			return false;
+	}
+	for (; i < n; i++)
 		if (p[i])
 			return false;
 	return true;
+}
+
+static inline bool fz_page_zero(const uint8_t *p, size_t n)
+{
+	return fz_all_zero(p, n);
 }
 
 /*
  * Whole 4 KiB pages of zeros are "holes", as a sparse file's would be.  An
  * answer covers at most 64 KiB so that callers looping over it stay cheap.
  */
-static inline int fz_view_data_extent(struct vhd_io *io, uint64_t off, uint64_t *len,
+FZ_NO_COVERAGE static inline int fz_view_data_extent(struct vhd_io *io, uint64_t off, uint64_t *len,
 				      bool *is_data)
 {
 	struct fz_view *v = fz_v(io);

@@ -52,7 +52,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	return 0;
 }
 
-static uint32_t hash(const uint8_t *d, size_t n)
+FZ_NO_COVERAGE static uint32_t hash(const uint8_t *d, size_t n)
 {
 	uint32_t h = 2166136261u;
 	for (size_t i = 0; i < n; i++)
@@ -62,10 +62,7 @@ static uint32_t hash(const uint8_t *d, size_t n)
 
 static bool all_zero(const uint8_t *p, size_t n)
 {
-	for (size_t i = 0; i < n; i++)
-		if (p[i])
-			return false;
-	return true;
+	return fz_all_zero(p, n);
 }
 
 /* Read [off, off + len) (len <= MAX_READ); the result is checked against
