@@ -150,7 +150,7 @@ bench: all
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(LIBDIR)/pkgconfig \
 		$(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/share/man/man1 \
-		$(DESTDIR)$(PREFIX)/share/man/man3
+		$(DESTDIR)$(PREFIX)/share/man/man3 $(DESTDIR)$(PREFIX)/share/man/man8
 	install -m 755 $(BUILD)/vhdtool $(DESTDIR)$(PREFIX)/bin/vhdtool
 	install -m 755 $(BUILD)/vhd-nbd $(DESTDIR)$(PREFIX)/bin/vhd-nbd
 	install -m 644 $(BUILD)/libvhd.a $(DESTDIR)$(LIBDIR)/libvhd.a
@@ -161,6 +161,7 @@ install: all
 	install -m 644 $(BUILD)/libvhd.pc $(DESTDIR)$(LIBDIR)/pkgconfig/libvhd.pc
 	install -m 644 docs/vhdtool.1 $(DESTDIR)$(PREFIX)/share/man/man1/vhdtool.1
 	install -m 644 docs/libvhd.3 $(DESTDIR)$(PREFIX)/share/man/man3/libvhd.3
+	install -m 644 docs/vhd-nbd.8 $(DESTDIR)$(PREFIX)/share/man/man8/vhd-nbd.8
 
 clean:
 	rm -rf build

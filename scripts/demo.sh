@@ -42,6 +42,18 @@ done
 qemu-img compare -f raw -F vpc "$D/disk.raw" "$D/disk.vhd"
 qemu-img compare -f raw -F vpc "$D/changed.raw" "$D/fixed.vhd"
 
+step "serve the child over NBD (vhd-nbd) and read it as a client would"
+N=${VHDNBD:-$(dirname "$V")/vhd-nbd}
+S=$(mktemp -d /tmp/vhd-demo-nbd.XXXXXX)
+"$N" --socket "$S/s" "$D/child.vhd" &
+npid=$!
+for _ in $(seq 100); do [ -S "$S/s" ] && break; sleep 0.05; done
+nbdinfo --map "nbd+unix:///?socket=$S/s" | head -6
+qemu-img compare -f raw -F raw "$D/changed.raw" "nbd+unix:///?socket=$S/s"
+kill -TERM $npid
+wait $npid && echo "vhd-nbd stopped cleanly on SIGTERM"
+rm -rf "$S"
+
 step "and back to raw"
 "$V" convert -O raw "$D/child.vhd" "$D/back.raw"
 cmp "$D/changed.raw" "$D/back.raw" && echo "child.vhd -> back.raw: identical to changed.raw"
