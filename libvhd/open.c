@@ -399,26 +399,22 @@ static int load_bat(struct vhd_image *img, struct vhd_error *err)
  * A writer takes back the space after the last block that nothing refers
  * to: blocks a crashed writer filled but never entered in the BAT, or room
  * it had reserved.  The footer moves down (durably) before the file is cut,
- * so a crash in between leaves two valid footers, never none.
+ * so a crash in between leaves two valid footers, never none.  Best effort:
+ * if a step fails the file stays as it was, which is valid too.
  */
-static int trim_unused_tail(struct vhd_image *img, struct vhd_error *err)
+static void trim_unused_tail(struct vhd_image *img)
 {
 	uint64_t end = img->used_end;
 	if (img->footer_offset <= end)
-		return 0;
-	int r = img->io->ops->pwrite(img->io, img->footer_raw, VHD_FOOTER_SIZE, end);
-	if (r == 0 && !(img->open_flags & VHD_OPEN_NO_SYNC))
-		r = img->io->ops->flush(img->io);
-	if (r == 0)
-		r = img->io->ops->truncate(img->io, end + VHD_FOOTER_SIZE);
-	if (r < 0) {
-		vhd_set_error(err, r, "%s: cannot take back the unused space at the end: %s",
-			      img->io->name, vhd_strerror(r));
-		return r;
-	}
+		return;
+	if (img->io->ops->pwrite(img->io, img->footer_raw, VHD_FOOTER_SIZE, end) < 0)
+		return;
+	if (!(img->open_flags & VHD_OPEN_NO_SYNC) && img->io->ops->flush(img->io) < 0)
+		return;
+	if (img->io->ops->truncate(img->io, end + VHD_FOOTER_SIZE) < 0)
+		return;
 	img->footer_offset = img->next_block = end;
 	img->file_size = end + VHD_FOOTER_SIZE;
-	return 0;
 }
 
 int vhd_open_io_depth(struct vhd_io *io, unsigned flags, int depth, const uint8_t (*seen)[16],
@@ -470,11 +466,8 @@ int vhd_open_io_depth(struct vhd_io *io, unsigned flags, int depth, const uint8_
 		r = load_bat(img, err);
 		if (r < 0)
 			goto fail;
-		if (want_write && !img->read_only) {
-			r = trim_unused_tail(img, err);
-			if (r < 0)
-				goto fail;
-		}
+		if (want_write && !img->read_only)
+			trim_unused_tail(img);
 	}
 	img->read_only = img->read_only || !want_write;
 	if (img->footer.disk_type == VHD_TYPE_DIFFERENCING && !(flags & VHD_OPEN_NO_PARENT)) {

@@ -8,6 +8,25 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
+/*
+ * FUZZ_KNOWN_BUGS (environment): comma-separated tags of reported, unfixed
+ * libvhd bugs whose oracle is relaxed, so that a fuzzing run can get past
+ * them.  Never set in `make fuzz-replay`.
+ *   fixed-footer-copy: the checker judges a fixed image's first sector (guest
+ *                 data) as a footer copy when it starts with "conectix".
+ */
+static int known_fixed_footer_copy = -1;
+
+static unsigned count(const struct vhd_check_report *rep, enum vhd_finding_kind kind,
+		      const char *structure)
+{
+	unsigned n = 0;
+	for (size_t i = 0; i < rep->count; i++)
+		n += rep->findings[i].kind == kind &&
+		     (!structure || strcmp(rep->findings[i].structure, structure) == 0);
+	return n;
+}
+
 static void check_report(const struct vhd_check_report *rep)
 {
 	FZ_CHECK(rep->count <= VHD_CHECK_MAX_FINDINGS);
@@ -39,6 +58,36 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		check_report(&rep);
 		enum vhd_type type = rep.type;
 		unsigned corruptions = rep.corruptions;
+
+		/*
+		 * A fixed image whose end footer is sound: its first sector is
+		 * guest data, so changing it changes no corruption finding.
+		 */
+		if (known_fixed_footer_copy < 0) {
+			const char *k = getenv("FUZZ_KNOWN_BUGS");
+			known_fixed_footer_copy = k && strstr(k, "fixed-footer-copy");
+		}
+		if (type == VHD_TYPE_FIXED && size >= 2048 && rep.dropped == 0 &&
+		    count(&rep, VHD_FINDING_CORRUPTION, "footer") == 0 &&
+		    count(&rep, VHD_FINDING_CORRUPTION, "file") == 0) {
+			uint8_t *copy = fz_dup(data, size);
+			for (size_t i = 0; i < 512; i++)
+				copy[i] ^= (uint8_t)(0x5a + i);
+			struct vhd_io *cio;
+			struct vhd_check_report crep;
+			if (vhd_io_mem_open(copy, size, &cio) < 0)
+				abort();
+			FZ_CHECK(vhd_check_io(cio, false, &crep) == 0);
+			FZ_CHECK(crep.type == VHD_TYPE_FIXED);
+			if (known_fixed_footer_copy)
+				FZ_CHECK(crep.corruptions - count(&crep, VHD_FINDING_CORRUPTION, "footer-copy") ==
+					 corruptions - count(&rep, VHD_FINDING_CORRUPTION, "footer-copy"));
+			else
+				FZ_CHECK(crep.corruptions == corruptions);
+			vhd_check_report_free(&crep);
+			vhd_io_close(cio);
+			free(copy);
+		}
 		vhd_check_report_free(&rep);
 		FZ_CHECK(rep.findings == NULL);
 

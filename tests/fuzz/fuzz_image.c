@@ -34,8 +34,10 @@ static uint8_t *rbuf, *rbuf2;
  *   locator-past-eof: a writer puts new blocks over a parent locator whose
  *                 data lay past the end of the file; the image then no
  *                 longer opens ("inside a parent locator").
+ *   fixed-footer-copy: the checker judges a fixed image's first sector (guest
+ *                 data) as a footer copy when it starts with "conectix".
  */
-static bool known_extent_merge, known_locator_past_eof;
+static bool known_extent_merge, known_locator_past_eof, known_fixed_footer_copy;
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerInitialize(int *argc, char ***argv)
@@ -49,6 +51,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	const char *known = getenv("FUZZ_KNOWN_BUGS");
 	known_extent_merge = known && strstr(known, "extent-merge");
 	known_locator_past_eof = known && strstr(known, "locator-past-eof");
+	known_fixed_footer_copy = known && strstr(known, "fixed-footer-copy");
 	return 0;
 }
 
@@ -339,8 +342,14 @@ static void write_path(const uint8_t *data, size_t size, bool sound)
 	const uint8_t *out = vhd_io_mem_data(mem, &mlen);
 	struct vhd_check_report rep;
 	if (vhd_check_io(mem, false, &rep) == 0) {
+		unsigned corruptions = rep.corruptions;
+		for (size_t i = 0; i < rep.count; i++)
+			if (known_fixed_footer_copy && rep.type == VHD_TYPE_FIXED &&
+			    rep.findings[i].kind == VHD_FINDING_CORRUPTION &&
+			    strcmp(rep.findings[i].structure, "footer-copy") == 0)
+				corruptions--;
 		if (sound && ok)
-			FZ_CHECK(rep.corruptions == 0);
+			FZ_CHECK(corruptions == 0);
 		vhd_check_report_free(&rep);
 	}
 	if (ok && wrote) {
