@@ -100,6 +100,11 @@ int vhd_footer_validate(const struct vhd_footer *f, char *why, size_t why_len)
 void vhd_footer_encode(const struct vhd_footer *f, uint8_t buf[VHD_FOOTER_SIZE])
 {
 	memset(buf, 0, VHD_FOOTER_SIZE);
+	vhd_footer_encode_into(f, buf);
+}
+
+void vhd_footer_encode_into(const struct vhd_footer *f, uint8_t buf[VHD_FOOTER_SIZE])
+{
 	memcpy(buf + F_COOKIE, footer_cookie, 8);
 	vhd_put_be32(buf + F_FEATURES, f->features);
 	vhd_put_be32(buf + F_VERSION, f->format_version);

@@ -62,6 +62,8 @@ bool vhd_footer_decode(const uint8_t *buf, size_t len, struct vhd_footer *f);
 int vhd_footer_validate(const struct vhd_footer *f, char *why, size_t why_len);
 bool vhd_footer_checksum_ok(const uint8_t *buf, size_t len);
 void vhd_footer_encode(const struct vhd_footer *f, uint8_t buf[VHD_FOOTER_SIZE]);
+/* Encode the fields over buf, keeping its reserved bytes (85 on). */
+void vhd_footer_encode_into(const struct vhd_footer *f, uint8_t buf[VHD_FOOTER_SIZE]);
 struct vhd_geometry vhd_geometry_for_size(uint64_t size);
 uint64_t vhd_geometry_size(struct vhd_geometry g);
 /* The size readers see: current_size or the CHS size (vpc/qemu rule). */
@@ -175,6 +177,8 @@ struct vhd_image {
 	uint64_t footer_offset;     /* where the end footer lives */
 	uint64_t next_block;        /* file offset for the next new block */
 	uint64_t used_end;          /* at open: the slot after the last block or metadata */
+	uint64_t *moved;            /* resize.c: old offsets of blocks moved for a larger BAT */
+	size_t moved_count;
 
 	uint32_t *bat;              /* native-endian copy, bat_entries long */
 	uint32_t bat_entries;       /* entries the virtual size uses */
@@ -231,6 +235,13 @@ static inline uint64_t vhd_block_offset(const struct vhd_image *img, uint32_t bl
 }
 
 int vhd_write_file(struct vhd_image *img, const void *buf, size_t len, uint64_t off);
+/* Claim len bytes of new file space at the end (meta_lock held). */
+int vhd_claim_space(struct vhd_image *img, uint64_t len, uint64_t *off);
+/* Rewrite the end footer and the copy at 0 from img->footer, then flush. */
+int vhd_write_footers(struct vhd_image *img);
+int vhd_copy_file_range(struct vhd_image *img, uint64_t from, uint64_t to, uint64_t len);
+/* A flush barrier (nothing when opened with VHD_OPEN_NO_SYNC). */
+int vhd_sync(struct vhd_image *img);
 void vhd_mark_bat_dirty(struct vhd_image *img, uint32_t blk);
 /*
  * Allocate block blk (meta_lock held, the block free) and write

@@ -242,6 +242,66 @@ struct vhd_extent {
 VHD_API int vhd_block_status(struct vhd_image *img, uint64_t off, uint64_t len,
 			     struct vhd_extent *ext);
 
+/* ---- Maintenance ------------------------------------------------------ */
+
+/* Progress of a long operation: done of total units (bytes). */
+typedef void (*vhd_progress_fn)(void *opaque, uint64_t done, uint64_t total);
+
+#define VHD_RESIZE_SHRINK 0x1u   /* allow a smaller size */
+#define VHD_RESIZE_FORCE  0x2u   /* shrink even where blocks hold data */
+
+/*
+ * Change the virtual size (a multiple of 512).  Growing a dynamic or
+ * differencing image may move the first data blocks to make room for a
+ * larger BAT.  Shrinking needs VHD_RESIZE_SHRINK and is refused when
+ * allocated blocks lie past the new end, unless VHD_RESIZE_FORCE.
+ * Crash-safe: a cut leaves the old or the new size (at worst footer copies
+ * that disagree, which `vhdtool check --repair` settles).
+ */
+VHD_API int vhd_resize(struct vhd_image *img, uint64_t new_size, unsigned flags);
+
+#define VHD_COMPACT_DRY_RUN 0x1u
+
+struct vhd_compact_result {
+	uint64_t blocks_freed;       /* all zero, or (in a child) equal to the parent */
+	uint64_t sectors_released;   /* child sectors equal to the parent, bit cleared */
+	uint64_t blocks_moved;       /* from the end of the file into freed space */
+	uint64_t file_size_before;
+	uint64_t file_size_after;    /* (expected, with VHD_COMPACT_DRY_RUN) */
+};
+
+/*
+ * Reclaim space in place.  Dynamic: blocks that read as zeros are freed;
+ * differencing: blocks whose every sector equals the parent's are freed
+ * and equal sectors get their bit cleared; then blocks at the end of the
+ * file move into the freed space and the file is cut.  Fixed: runs of
+ * zeros become holes.  One pass over the data, bounded memory, crash-safe
+ * (a cut leaves the image valid with the same contents).  No other call
+ * may use the image meanwhile.
+ */
+VHD_API int vhd_compact(struct vhd_image *img, unsigned flags, vhd_progress_fn progress,
+			void *opaque, struct vhd_compact_result *result);
+
+/*
+ * Write what img holds above target (an ancestor in img's chain, opened
+ * separately for writing) into target: every sector a layer above target
+ * holds.  Idempotent, so running it again after a cut finishes the job.
+ * *merged (may be NULL) gets the bytes written.
+ */
+VHD_API int vhd_merge(struct vhd_image *img, struct vhd_image *target, vhd_progress_fn progress,
+		      void *opaque, uint64_t *merged);
+
+#define VHD_SET_PARENT_IGNORE_ID 0x1u
+
+/*
+ * Point a differencing image (opened for writing, e.g. with
+ * VHD_OPEN_NO_PARENT) at a new parent: new W2ru and MacX locators and
+ * parent name.  The parent's UUID must be the one recorded, unless
+ * VHD_SET_PARENT_IGNORE_ID, which records the new one.
+ */
+VHD_API int vhd_set_parent(struct vhd_image *img, const struct vhd_parent_ref *parent,
+			   unsigned flags);
+
 /* ---- Metadata -------------------------------------------------------- */
 
 struct vhd_geometry {

@@ -39,6 +39,7 @@ void vhd_image_free(struct vhd_image *img)
 	vhd_free(img->bat_dirty);
 	vhd_free(img->parent_path);
 	vhd_free(img->parent_error);
+	vhd_free(img->moved);
 	vhd_free(img);
 }
 

@@ -267,29 +267,69 @@ static int reserve_space(struct vhd_image *img, uint64_t need)
 	return r;
 }
 
+int vhd_claim_space(struct vhd_image *img, uint64_t len, uint64_t *off)
+{
+	*off = img->next_block;
+	if (*off / VHD_SECTOR_SIZE >= VHD_BAT_FREE)
+		return vhd_img_error(img, -ENOSPC,
+				     "%s: the file has reached the 2 TiB that a BAT can address",
+				     img->io->name);
+	if (*off + len > img->footer_offset) {
+		int r = reserve_space(img, len);
+		if (r < 0)
+			return r;
+	}
+	img->next_block = vhd_block_slot(*off + len, img->bitmap_bytes);
+	return 0;
+}
+
+int vhd_write_footers(struct vhd_image *img)
+{
+	vhd_footer_encode_into(&img->footer, img->footer_raw);
+	int r = write_footer_at(img, img->footer_offset);
+	if (r == 0 && img->footer.disk_type != VHD_TYPE_FIXED)
+		r = write_footer_at(img, 0);
+	if (r == 0)
+		r = flush_io(img);
+	return r;
+}
+
+int vhd_copy_file_range(struct vhd_image *img, uint64_t from, uint64_t to, uint64_t len)
+{
+	size_t chunk = (size_t)vhd_min_u64(len, 1u << 20);
+	uint8_t *buf = vhd_malloc(chunk ? chunk : 1);
+	if (!buf)
+		return vhd_img_error(img, -ENOMEM, "out of memory");
+	int r = 0;
+	for (uint64_t done = 0; r == 0 && done < len; done += chunk) {
+		size_t n = (size_t)vhd_min_u64(chunk, len - done);
+		r = read_file(img, buf, n, from + done);
+		if (r == 0)
+			r = vhd_write_file(img, buf, n, to + done);
+	}
+	vhd_free(buf);
+	return r;
+}
+
+int vhd_sync(struct vhd_image *img)
+{
+	return flush_io(img);
+}
+
 /* Called with meta_lock held and the block unallocated. */
 int vhd_allocate_block(struct vhd_image *img, uint32_t blk, uint32_t in_off,
 			  const uint8_t *buf, size_t len, uint64_t voff)
 {
-	uint64_t off = img->next_block;
+	uint64_t off;
 	uint64_t span = (uint64_t)img->bitmap_bytes + img->block_size;
 	bool diff = img->footer.disk_type == VHD_TYPE_DIFFERENCING;
 	struct bitmap_buf bm;
-	int r;
-
-	if (off / VHD_SECTOR_SIZE >= VHD_BAT_FREE)
-		return vhd_img_error(img, -ENOSPC,
-				     "%s: the file has reached the 2 TiB that a BAT can address",
-				     img->io->name);
-	if (off + span > img->footer_offset) {
-		r = reserve_space(img, span);
-		if (r < 0)
-			return r;
-	}
+	int r = vhd_claim_space(img, span, &off);
+	if (r < 0)
+		return r;
 	r = bitmap_buf_get(img, &bm);
 	if (r < 0)
 		return r;
-	img->next_block = vhd_block_slot(off + span, img->bitmap_bytes);
 
 	/*
 	 * A dynamic block gets every bit set, as qemu and Hyper-V write it

@@ -20,6 +20,7 @@
 #define EROFS 30
 #define EMLINK 31
 #define ENAMETOOLONG 36
+#define ENOTEMPTY 39
 #define ELOOP 40
 #define EOPNOTSUPP 95
 #define ENOTSUP EOPNOTSUPP

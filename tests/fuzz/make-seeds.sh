@@ -45,6 +45,35 @@ open(sys.argv[1], "wb").write(b)
 EOF
 q convert -f raw -B "$W/base.vhd" --block-size 512K "$W/raw2" "$W/diff-block.vhd"
 
+# Fixed UUIDs and timestamps, so the seeds are the same on every run.
+python3 - "$W" <<'EOF'
+import struct, sys
+W = sys.argv[1]
+def checksum(b, off):
+    return ~(sum(b[:off]) + sum(b[off + 4:])) & 0xFFFFFFFF
+uuids = {}
+def pin(name, n, parent=None):
+    path = "%s/%s.vhd" % (W, name)
+    b = bytearray(open(path, "rb").read())
+    f = bytearray(b[-512:])
+    f[68:84] = bytes([n] * 16)
+    struct.pack_into(">I", f, 24, 0x2a000000 + n)
+    struct.pack_into(">I", f, 64, checksum(f, 64))
+    b[-512:] = f
+    dtype = struct.unpack_from(">I", f, 60)[0]
+    if dtype != 2:
+        b[0:512] = f
+        if parent:
+            h = 512
+            b[h + 40:h + 56] = uuids[parent]
+            struct.pack_into(">I", b, h + 56, 0x2a000000 + uuids[parent][0])
+            struct.pack_into(">I", b, h + 36, checksum(b[h:h + 1024], 36))
+    uuids[name] = bytes(f[68:84])
+    open(path, "wb").write(b)
+pin("dyn", 1); pin("fixed", 2); pin("child", 3, "dyn")
+pin("one-block", 4); pin("base", 5); pin("diff-block", 6, "base")
+EOF
+
 for f in dyn fixed child; do
 	cp "$W/$f.vhd" "$C/fuzz_check/seed-vhdtool-$f.vhd"
 	cp "$W/$f.vhd" "$C/fuzz_image/seed-vhdtool-$f.vhd"

@@ -1,0 +1,313 @@
+/* SPDX-License-Identifier: MIT */
+/* Changing the virtual size of an image. */
+#include <errno.h>
+#include <string.h>
+
+#include "internal.h"
+
+static void set_size(struct vhd_image *img, uint64_t size)
+{
+	img->footer.current_size = size;
+	/* libvhdi reads original_size as the disk size; Hyper-V resizes both. */
+	img->footer.original_size = size;
+	img->footer.geometry = vhd_geometry_for_size(size);
+	img->virtual_size = size;
+	img->size_from_geometry = false;
+	/* A vpc/qemu creator would make readers take the CHS size: say ours. */
+	if (memcmp(img->footer.creator_app, "vpc ", 4) == 0 ||
+	    memcmp(img->footer.creator_app, "qemu", 4) == 0)
+		memcpy(img->footer.creator_app, "qem2", 4);
+}
+
+/* Does [off, end) of a fixed image's data hold anything but zeros? */
+static int fixed_has_data(struct vhd_image *img, uint64_t off, uint64_t end, bool *data)
+{
+	uint8_t buf[64 * 1024];
+	*data = false;
+	while (off < end) {
+		uint64_t n = end - off;
+		bool is_data = true;
+		if (img->io->ops->data_extent &&
+		    img->io->ops->data_extent(img->io, off, &n, &is_data) == 0 && n) {
+			n = vhd_min_u64(n, end - off);
+		} else {
+			n = end - off;
+		}
+		for (uint64_t done = 0; is_data && done < n;) {
+			size_t k = (size_t)vhd_min_u64(sizeof(buf), n - done);
+			int r = img->io->ops->pread(img->io, buf, k, off + done);
+			if (r < 0)
+				return vhd_img_error(img, r, "%s: read failed", img->io->name);
+			for (size_t i = 0; i < k; i++)
+				if (buf[i]) {
+					*data = true;
+					return 0;
+				}
+			done += k;
+		}
+		off += n;
+	}
+	return 0;
+}
+
+static int resize_fixed(struct vhd_image *img, uint64_t size, unsigned flags)
+{
+	uint64_t old = img->virtual_size;
+	static const uint8_t zeros[VHD_FOOTER_SIZE];
+	int r;
+	if (size < old) {
+		bool data;
+		r = fixed_has_data(img, size, old, &data);
+		if (r < 0)
+			return r;
+		if (data && !(flags & VHD_RESIZE_FORCE))
+			return vhd_img_error(img, -ENOTEMPTY,
+					     "%s: data lies between the new end (%llu) and the old (%llu); refusing to drop it without force",
+					     img->io->name, (unsigned long long)size,
+					     (unsigned long long)old);
+	}
+	/* The new footer first, durably: until the file is cut (or the old
+	 * footer zeroed) the old one still ends it or lies in unused space. */
+	set_size(img, size);
+	img->footer_offset = size;
+	r = vhd_write_footers(img);
+	if (r < 0)
+		return r;
+	if (size < old) {
+		r = img->io->ops->truncate(img->io, size + VHD_FOOTER_SIZE);
+		if (r < 0)
+			return vhd_img_error(img, r, "%s: cannot cut the file: %s", img->io->name,
+					     vhd_strerror(r));
+	} else {
+		r = vhd_write_file(img, zeros, sizeof(zeros), old);
+		if (r == 0)
+			r = vhd_sync(img);
+	}
+	img->file_size = size + VHD_FOOTER_SIZE;
+	return r;
+}
+
+/* Move what occupies [start, end) of the file (blocks, locators) to new
+ * space at the end, so a larger BAT fits.  meta_lock held. */
+static int clear_region(struct vhd_image *img, uint64_t start, uint64_t end, bool *header_changed)
+{
+	uint64_t span = (uint64_t)img->bitmap_bytes + img->block_size;
+	uint64_t to;
+	int r;
+
+	/* New space must start past the region (claiming it moves the
+	 * footer out of the way when it lies inside). */
+	if (img->next_block < end)
+		img->next_block = vhd_block_slot(end, img->bitmap_bytes);
+	bool moved = false;
+	for (uint32_t i = 0; i < img->bat_entries; i++) {
+		uint32_t e = vhd_bat_get(img, i);
+		uint64_t off = (uint64_t)e * VHD_SECTOR_SIZE;
+		if (e == VHD_BAT_FREE || off >= end || off + span <= start)
+			continue;
+		r = vhd_claim_space(img, span, &to);
+		if (r == 0)
+			r = vhd_copy_file_range(img, off, to, span);
+		if (r < 0)
+			return r;
+		uint64_t *m = vhd_malloc((img->moved_count + 1) * sizeof(*m));
+		if (m) {
+			if (img->moved_count)
+				memcpy(m, img->moved, img->moved_count * sizeof(*m));
+			vhd_free(img->moved);
+			m[img->moved_count++] = off;
+			img->moved = m;
+		}
+		__atomic_store_n(&img->bat[i], (uint32_t)(to / VHD_SECTOR_SIZE), __ATOMIC_RELEASE);
+		vhd_mark_bat_dirty(img, i);
+		moved = true;
+	}
+	for (int i = 0; i < VHD_LOCATOR_COUNT; i++) {
+		struct vhd_locator_entry *l = &img->header.loc[i];
+		uint64_t space = vhd_locator_space_bytes(l);
+		if (!l->code || !space || l->data_offset >= end || l->data_offset + space <= start)
+			continue;
+		r = vhd_claim_space(img, space, &to);
+		if (r == 0)
+			r = vhd_copy_file_range(img, l->data_offset, to, space);
+		if (r < 0)
+			return r;
+		l->data_offset = to;
+		*header_changed = true;
+		moved = true;
+	}
+	/* Copies durable before anything points at them. */
+	if (moved) {
+		r = vhd_sync(img);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+/* Old places of the blocks clear_region moved (offset each), for punch_moved. */
+static void punch_moved(struct vhd_image *img, uint64_t table_end)
+{
+	if (!img->io->ops->discard)
+		return;
+	for (size_t i = 0; i < img->moved_count; i++) {
+		uint64_t from = img->moved[i] > table_end ? img->moved[i] : table_end;
+		uint64_t to = img->moved[i] + img->bitmap_bytes + img->block_size;
+		if (to > from)
+			img->io->ops->discard(img->io, from, to - from);
+	}
+	vhd_free(img->moved);
+	img->moved = NULL;
+	img->moved_count = 0;
+}
+
+static int write_header(struct vhd_image *img)
+{
+	uint8_t buf[VHD_HEADER_SIZE];
+	vhd_header_encode(&img->header, buf);
+	int r = vhd_write_file(img, buf, sizeof(buf), img->footer.data_offset);
+	return r == 0 ? vhd_sync(img) : r;
+}
+
+/* Make the in-memory tables hold n entries (new ones free). */
+static int grow_tables(struct vhd_image *img, uint32_t n)
+{
+	uint32_t *bat = vhd_malloc((size_t)n * 4);
+	uint8_t *state = vhd_calloc(n, 1);
+	uint8_t *dirty = vhd_calloc(vhd_bat_bytes(n) / VHD_SECTOR_SIZE / 8 + 1, 1);
+	if (!bat || !state || !dirty) {
+		vhd_free(bat);
+		vhd_free(state);
+		vhd_free(dirty);
+		return vhd_img_error(img, -ENOMEM, "out of memory for the BAT");
+	}
+	memcpy(bat, img->bat, (size_t)img->bat_entries * 4);
+	for (uint32_t i = img->bat_entries; i < n; i++)
+		bat[i] = VHD_BAT_FREE;
+	memcpy(state, img->block_state, img->bat_entries);
+	uint64_t old_dirty = vhd_bat_bytes(img->bat_entries) / VHD_SECTOR_SIZE / 8 + 1;
+	memcpy(dirty, img->bat_dirty, old_dirty);
+	vhd_free(img->bat);
+	vhd_free(img->block_state);
+	vhd_free(img->bat_dirty);
+	img->bat = bat;
+	img->block_state = state;
+	img->bat_dirty = dirty;
+	img->bat_entries = n;
+	return 0;
+}
+
+static int resize_dynamic(struct vhd_image *img, uint64_t size, unsigned flags)
+{
+	uint64_t needed = vhd_bat_entries_needed(size, img->block_size);
+	int r;
+
+	if (size > VHD_MAX_DYNAMIC_SIZE)
+		return vhd_img_error(img, -EFBIG,
+				     "%s: %llu bytes exceeds the 2040 GiB the specification allows",
+				     img->io->name, (unsigned long long)size);
+	if (needed > VHD_MAX_BAT_ENTRIES)
+		return vhd_img_error(img, -EFBIG, "%s: too many blocks", img->io->name);
+	if (size < img->virtual_size) {
+		for (uint64_t i = needed; i < img->bat_entries; i++)
+			if (vhd_bat_get(img, (uint32_t)i) != VHD_BAT_FREE && !(flags & VHD_RESIZE_FORCE))
+				return vhd_img_error(img, -ENOTEMPTY,
+						     "%s: block %llu past the new end holds data; refusing to drop it without force",
+						     img->io->name, (unsigned long long)i);
+		/* Sectors past the new end in its last block would come back on
+		 * a later grow: zero them now. */
+		uint64_t tail_end = vhd_min_u64(img->virtual_size, needed << img->block_shift);
+		if (tail_end > size) {
+			r = vhd_zero(img, size, tail_end - size, VHD_ZERO_MAY_UNMAP);
+			if (r < 0)
+				return r;
+		}
+		/* Blocks past the end: their space punched (nothing reads it),
+		 * their entries freed. */
+		vhd_mutex_lock(img->meta_lock);
+		for (uint64_t i = needed; i < img->bat_entries; i++) {
+			if (vhd_bat_get(img, (uint32_t)i) == VHD_BAT_FREE)
+				continue;
+			if (img->io->ops->discard)
+				img->io->ops->discard(img->io, vhd_block_offset(img, (uint32_t)i),
+						      (uint64_t)img->bitmap_bytes + img->block_size);
+			__atomic_store_n(&img->bat[i], VHD_BAT_FREE, __ATOMIC_RELEASE);
+			vhd_mark_bat_dirty(img, (uint32_t)i);
+		}
+		vhd_mutex_unlock(img->meta_lock);
+		r = vhd_flush(img);     /* freed entries on disk before the size drops */
+		if (r < 0)
+			return r;
+		vhd_mutex_lock(img->meta_lock);
+		set_size(img, size);
+		img->bat_entries = (uint32_t)needed;
+		r = vhd_write_footers(img);
+		vhd_mutex_unlock(img->meta_lock);
+		return r;
+	}
+
+	r = vhd_flush(img);
+	if (r < 0)
+		return r;
+	vhd_mutex_lock(img->meta_lock);
+	bool header_changed = false;
+	if (needed > img->header.max_table_entries) {
+		uint64_t old_len = vhd_bat_bytes(img->header.max_table_entries);
+		uint64_t new_len = vhd_bat_bytes(needed);
+		uint64_t start = img->header.table_offset + old_len;
+		uint64_t end = img->header.table_offset + new_len;
+		r = clear_region(img, start, end, &header_changed);
+		if (r == 0)
+			r = grow_tables(img, (uint32_t)needed);
+		if (r < 0)
+			goto out;
+		/* Moved blocks' entries, then the new free entries, durable before
+		 * the header declares the larger table. */
+		vhd_mutex_unlock(img->meta_lock);
+		r = vhd_flush(img);
+		vhd_mutex_lock(img->meta_lock);
+		if (r < 0)
+			goto out;
+		/* Nothing points at the old copies now: punch what lies past the
+		 * new table, so check sees free space there, not leaked data. */
+		punch_moved(img, end);
+		uint8_t ff[4096];
+		memset(ff, 0xFF, sizeof(ff));
+		for (uint64_t o = start; r == 0 && o < end; o += sizeof(ff))
+			r = vhd_write_file(img, ff, (size_t)vhd_min_u64(sizeof(ff), end - o), o);
+		if (r == 0)
+			r = vhd_sync(img);
+		img->header.max_table_entries = (uint32_t)needed;
+		header_changed = true;
+	} else if (needed > img->bat_entries) {
+		r = grow_tables(img, (uint32_t)needed);
+	}
+	if (r == 0 && header_changed)
+		r = write_header(img);
+	if (r < 0)
+		goto out;
+	set_size(img, size);
+	r = vhd_write_footers(img);
+out:
+	vhd_mutex_unlock(img->meta_lock);
+	return r;
+}
+
+int vhd_resize(struct vhd_image *img, uint64_t size, unsigned flags)
+{
+	if (img->read_only)
+		return vhd_img_error(img, -EROFS, "%s: the image is open read-only", img->io->name);
+	if (size == 0 || size % VHD_SECTOR_SIZE)
+		return vhd_img_error(img, -EINVAL, "size %llu is not a positive multiple of 512 bytes",
+				     (unsigned long long)size);
+	if (size == img->virtual_size)
+		return 0;
+	if (size < img->virtual_size && !(flags & VHD_RESIZE_SHRINK))
+		return vhd_img_error(img, -EINVAL,
+				     "%s: %llu bytes is smaller than the disk (%llu); shrinking must be asked for",
+				     img->io->name, (unsigned long long)size,
+				     (unsigned long long)img->virtual_size);
+	if (img->footer.disk_type == VHD_TYPE_FIXED)
+		return resize_fixed(img, size, flags);
+	return resize_dynamic(img, size, flags);
+}
