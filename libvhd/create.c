@@ -155,8 +155,8 @@ static const char *last_component(const char *p)
 	return b;
 }
 
-/* Fill the differencing fields of h; locator data goes to loc_data. */
-static int fill_parent(struct vhd_header *h, const struct vhd_parent_ref *parent,
+
+int vhd_fill_parent(struct vhd_header *h, const struct vhd_parent_ref *parent,
 		       uint8_t (*loc_data)[2 * VHD_LOCATOR_MAX_PATH], uint64_t first_loc_off,
 		       uint64_t *end, struct vhd_error *err)
 {
@@ -259,7 +259,7 @@ int vhd_create_io(struct vhd_io *io, const struct vhd_create_params *params,
 				vhd_set_error(err, r, "out of memory");
 				goto fail;
 			}
-			r = fill_parent(&h, parent, loc_data, end, &end, err);
+			r = vhd_fill_parent(&h, parent, loc_data, end, &end, err);
 			if (r < 0)
 				goto fail;
 		}

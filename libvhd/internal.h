@@ -235,6 +235,8 @@ static inline uint64_t vhd_block_offset(const struct vhd_image *img, uint32_t bl
 }
 
 int vhd_write_file(struct vhd_image *img, const void *buf, size_t len, uint64_t off);
+/* What [off, off + len) reads as below this layer (zeros, or the parent). */
+int vhd_read_below(struct vhd_image *img, void *buf, size_t len, uint64_t off);
 /* Claim len bytes of new file space at the end (meta_lock held). */
 int vhd_claim_space(struct vhd_image *img, uint64_t len, uint64_t *off);
 /* Rewrite the end footer and the copy at 0 from img->footer, then flush. */
@@ -250,6 +252,17 @@ void vhd_mark_bat_dirty(struct vhd_image *img, uint32_t blk);
  */
 int vhd_allocate_block(struct vhd_image *img, uint32_t blk, uint32_t in_off, const uint8_t *buf,
 		       size_t len, uint64_t voff);
+
+/* ---- create.c ---------------------------------------------------------- */
+
+/*
+ * Fill h's parent fields (UUID, timestamp, name) and W2ru/MacX locators
+ * whose data goes to loc_data and is to be written from file offset
+ * first_loc_off on; *end gets the offset after the last.
+ */
+int vhd_fill_parent(struct vhd_header *h, const struct vhd_parent_ref *parent,
+		    uint8_t (*loc_data)[2 * VHD_LOCATOR_MAX_PATH], uint64_t first_loc_off,
+		    uint64_t *end, struct vhd_error *err);
 
 /* ---- chain.c ---------------------------------------------------------- */
 

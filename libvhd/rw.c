@@ -53,7 +53,7 @@ static int read_bitmap(struct vhd_image *img, uint32_t blk, uint8_t *bits)
  * What a sector reads as when this layer does not hold it: zeros in a
  * dynamic image, the parent's data in a differencing one.
  */
-static int read_below(struct vhd_image *img, void *buf, size_t len, uint64_t off)
+int vhd_read_below(struct vhd_image *img, void *buf, size_t len, uint64_t off)
 {
 	if (img->footer.disk_type != VHD_TYPE_DIFFERENCING) {
 		memset(buf, 0, len);
@@ -98,7 +98,7 @@ static int read_block(struct vhd_image *img, uint32_t blk, uint32_t in_off, uint
 		      size_t len, uint64_t voff)
 {
 	if (vhd_bat_get(img, blk) == VHD_BAT_FREE)
-		return read_below(img, buf, len, voff);
+		return vhd_read_below(img, buf, len, voff);
 
 	uint64_t data = vhd_block_offset(img, blk) + img->bitmap_bytes;
 	if (vhd_state_get(img, blk) == VHD_BLOCK_FULL)
@@ -120,7 +120,7 @@ static int read_block(struct vhd_image *img, uint32_t blk, uint32_t in_off, uint
 		if (present)
 			r = read_file(img, buf + done, n, data + in_off + done);
 		else
-			r = read_below(img, buf + done, n, voff + done);
+			r = vhd_read_below(img, buf + done, n, voff + done);
 		done += n;
 		sector += run;
 	}
@@ -180,7 +180,7 @@ static int write_sectors(struct vhd_image *img, const uint8_t *bits, uint64_t da
 
 	if (head && !holds(bits, in_off / VHD_SECTOR_SIZE)) {
 		size_t n = (size_t)vhd_min_u64(len, VHD_SECTOR_SIZE - head);
-		r = read_below(img, sector_buf, VHD_SECTOR_SIZE, voff - head);
+		r = vhd_read_below(img, sector_buf, VHD_SECTOR_SIZE, voff - head);
 		if (r < 0)
 			return r;
 		memcpy(sector_buf + head, buf, n);
@@ -205,7 +205,7 @@ static int write_sectors(struct vhd_image *img, const uint8_t *bits, uint64_t da
 			return r;
 	}
 	if (tail) {
-		r = read_below(img, sector_buf, VHD_SECTOR_SIZE, voff + body);
+		r = vhd_read_below(img, sector_buf, VHD_SECTOR_SIZE, voff + body);
 		if (r < 0)
 			return r;
 		memcpy(sector_buf, buf + body, tail);

@@ -31,9 +31,16 @@ FUZZ_SAN       := -fsanitize=address,undefined -fno-sanitize-recover=undefined
 FUZZ_CFLAGS    := -std=c11 -D_DEFAULT_SOURCE -D_FILE_OFFSET_BITS=64 -g -O1 \
 		  -fno-omit-frame-pointer -pthread -Wall -Wextra -Ilibvhd
 FUZZ_LIBS      := -luuid -lpthread
+# Reported libvhd/vhd-nbd bugs not fixed yet, whose inputs wait in
+# tests/fuzz/pending/: the targets relax just that oracle (or steer around
+# that input) when its tag is listed, so `make fuzz` and `make fuzz-replay`
+# get past it.  When a bug is fixed: drop its tag here and move its inputs
+# from tests/fuzz/pending/<target>/ to tests/fuzz/corpus/<target>/.
+FUZZ_KNOWN_BUGS ?= extent-merge locator-past-eof fixed-footer-copy export-name-empty
 # libFuzzer flags for every run: the limits, and UBSan stack traces.
 FUZZ_COMMON    := -rss_limit_mb=2048 -timeout=25
-FUZZ_ENV       := UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+FUZZ_ENV0      := UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+FUZZ_ENV       := $(FUZZ_ENV0) FUZZ_KNOWN_BUGS="$(strip $(FUZZ_KNOWN_BUGS))"
 # Largest input: whole (small) VHD files for the image targets.
 FUZZ_MAXLEN_fuzz_footer := 2048
 FUZZ_MAXLEN_fuzz_header := 2048
@@ -158,7 +165,7 @@ fuzz-pending: fuzz-build
 		[ -d "$$d" ] || continue; t=$$(basename $$d); \
 		for f in $$d*; do \
 			[ -f "$$f" ] || continue; \
-			if $(FUZZ_ENV) $(FUZZ_DIR)/$$t $(FUZZ_COMMON) $$f > $(FUZZ_DIR)/pending.log 2>&1; then \
+			if $(FUZZ_ENV0) $(FUZZ_DIR)/$$t $(FUZZ_COMMON) $$f > $(FUZZ_DIR)/pending.log 2>&1; then \
 				echo "fuzz-pending: fixed: $$f (move it to $(FUZZ_SRC)/corpus/$$t/)"; \
 			else \
 				still=1; echo "fuzz-pending: still crashes: $$f"; \

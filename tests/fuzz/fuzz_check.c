@@ -9,9 +9,9 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 /*
- * FUZZ_KNOWN_BUGS (environment): comma-separated tags of reported, unfixed
- * libvhd bugs whose oracle is relaxed, so that a fuzzing run can get past
- * them.  Never set in `make fuzz-replay`.
+ * FUZZ_KNOWN_BUGS (environment; fuzz.mk sets it): tags of reported, unfixed
+ * libvhd bugs whose oracle is relaxed, so that fuzzing gets past them.
+ * Without it (make fuzz-pending) every oracle is strict.
  *   fixed-footer-copy: the checker judges a fixed image's first sector (guest
  *                 data) as a footer copy when it starts with "conectix".
  */

@@ -26,9 +26,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static uint8_t *rbuf, *rbuf2;
 /*
- * FUZZ_KNOWN_BUGS (environment): comma-separated tags of reported, unfixed
- * libvhd bugs whose oracle is relaxed, so that a fuzzing run can get past
- * them.  Never set in `make fuzz-replay`.
+ * FUZZ_KNOWN_BUGS (environment; fuzz.mk sets it): tags of reported, unfixed
+ * libvhd bugs whose oracle is relaxed, so that fuzzing gets past them.
+ * Without it (make fuzz-pending) every oracle is strict.
  *   extent-merge: block status merges back-to-back blocks into one extent
  *                 whose file_offset mapping ignores the bitmaps between.
  *   locator-past-eof: a writer puts new blocks over a parent locator whose

@@ -46,9 +46,9 @@ struct mem_stream {
 };
 
 /*
- * FUZZ_KNOWN_BUGS (environment): comma-separated tags of reported, unfixed
- * bugs to steer around, so a fuzzing run gets past them.  Never set in
- * `make fuzz-replay`.
+ * FUZZ_KNOWN_BUGS (environment; fuzz.mk sets it): tags of reported, unfixed
+ * bugs to steer around, so that fuzzing gets past them.  Without it
+ * (make fuzz-pending) nothing is avoided.
  *   export-name-empty: NBD_OPT_EXPORT_NAME with no data (the default
  *                      export) runs memcpy(name, NULL, 0), undefined
  *                      behaviour; the stream ends before such an option.

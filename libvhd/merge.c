@@ -1,0 +1,83 @@
+/* SPDX-License-Identifier: MIT */
+/* Merging a child's sectors into an ancestor. */
+#include <errno.h>
+#include <string.h>
+
+#include "internal.h"
+
+#define CHUNK (1u << 20)
+
+/* Depth of target in img's chain, or -1. */
+static int depth_of(struct vhd_image *img, struct vhd_image *target)
+{
+	int d = 0;
+	for (struct vhd_image *l = img; l; l = l->parent, d++)
+		if (memcmp(l->footer.uuid, target->footer.uuid, 16) == 0)
+			return d;
+	return -1;
+}
+
+int vhd_merge(struct vhd_image *img, struct vhd_image *target, vhd_progress_fn progress,
+	      void *opaque, uint64_t *merged)
+{
+	uint64_t written = 0;
+	int r;
+
+	if (merged)
+		*merged = 0;
+	if (img->footer.disk_type != VHD_TYPE_DIFFERENCING)
+		return vhd_img_error(img, -EINVAL, "%s is not a differencing image: it has no parent to merge into",
+				     img->io->name);
+	int depth = depth_of(img, target);
+	if (depth <= 0)
+		return vhd_img_error(img, -EINVAL, "%s is not a parent or ancestor of %s",
+				     target->io->name, img->io->name);
+	if (target->read_only)
+		return vhd_img_error(img, -EROFS, "%s is open read-only", target->io->name);
+	if (target->virtual_size < img->virtual_size)
+		return vhd_img_error(img, -ENOSPC,
+				     "%s (%llu bytes) is smaller than %s (%llu bytes); resize it first",
+				     target->io->name, (unsigned long long)target->virtual_size,
+				     img->io->name, (unsigned long long)img->virtual_size);
+	uint8_t *buf = vhd_malloc(CHUNK);
+	if (!buf)
+		return vhd_img_error(img, -ENOMEM, "out of memory");
+
+	/*
+	 * Every range some layer above the target holds, as the top of the
+	 * chain reads it (the uppermost copy wins).  Rewriting the same bytes
+	 * is harmless, so a run cut short is finished by running it again;
+	 * meanwhile each sector of the target holds its old or its merged
+	 * content.
+	 */
+	uint64_t size = img->virtual_size;
+	for (uint64_t off = 0; off < size;) {
+		struct vhd_extent ext;
+		r = vhd_block_status(img, off, vhd_min_u64(size - off, CHUNK), &ext);
+		if (r < 0)
+			goto out;
+		uint64_t n = ext.length;
+		if ((ext.flags & VHD_EXTENT_DATA) && ext.depth < depth) {
+			r = vhd_pread(img, buf, (size_t)n, off);
+			if (r == 0) {
+				r = vhd_pwrite(target, buf, (size_t)n, off);
+				if (r < 0)
+					r = vhd_img_error(img, r, "%s", vhd_errmsg(target));
+			}
+			if (r < 0)
+				goto out;
+			written += n;
+		}
+		off += n;
+		if (progress)
+			progress(opaque, off, size);
+	}
+	r = vhd_flush(target);
+	if (r < 0)
+		r = vhd_img_error(img, r, "%s", vhd_errmsg(target));
+out:
+	vhd_free(buf);
+	if (merged)
+		*merged = written;
+	return r;
+}
