@@ -20,7 +20,7 @@ LDSAN       := $(SANFLAGS)
 endif
 LIBFLAGS    := $(BASEFLAGS) -DLIBVHD_BUILDING -fvisibility=hidden -Ilibvhd
 TOOLFLAGS   := $(BASEFLAGS) -Ilibvhd -Ivhdtool
-LDLIBS      := -luuid -pthread
+LDLIBS      := -luuid -lz -pthread
 
 # The core builds freestanding (efiboot): it must include no POSIX or stdio
 # header and reach the host only through struct vhd_io and platform.h.

@@ -123,6 +123,44 @@ out:
 	return r;
 }
 
+int vhd_set_parent_path(struct vhd_image *img, const char *parent_path, unsigned flags,
+			struct vhd_error *err)
+{
+	struct vhd_parent_ref ref = { 0 };
+	char *child_dir = real_dir_of(vhd_filename(img));
+	char *parent_abs = realpath(parent_path, NULL);
+	char *rel = NULL;
+	int r;
+
+	if (!child_dir || !parent_abs) {
+		r = -errno;
+		vhd_set_error(err, r, "%s: %s", parent_abs ? vhd_filename(img) : parent_path,
+			      strerror(errno));
+		goto out;
+	}
+	r = vhd_open(parent_path, 0, &ref.image, err);
+	if (r < 0)
+		goto out;
+	rel = relative_path(child_dir, parent_abs);
+	if (!rel) {
+		r = -ENOMEM;
+		vhd_set_error(err, r, "out of memory");
+		goto out;
+	}
+	ref.relative_path = rel;
+	ref.absolute_path = parent_abs;
+	r = vhd_set_parent(img, &ref, flags);
+	if (r < 0)
+		vhd_set_error(err, r, "%s", vhd_errmsg(img));
+out:
+	if (ref.image)
+		vhd_close(ref.image);
+	free(child_dir);
+	free(parent_abs);
+	free(rel);
+	return r;
+}
+
 int vhd_check(const char *path, struct vhd_check_report *report, struct vhd_error *err)
 {
 	struct vhd_io *io;

@@ -293,6 +293,10 @@ VHD_API int vhd_merge(struct vhd_image *img, struct vhd_image *target, vhd_progr
 
 #define VHD_SET_PARENT_IGNORE_ID 0x1u
 
+/* POSIX: relink the image to the parent at parent_path (see below). */
+VHD_API int vhd_set_parent_path(struct vhd_image *img, const char *parent_path, unsigned flags,
+				struct vhd_error *err);
+
 /*
  * Point a differencing image (opened for writing, e.g. with
  * VHD_OPEN_NO_PARENT) at a new parent: new W2ru and MacX locators and

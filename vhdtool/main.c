@@ -40,6 +40,28 @@ const struct command vhdtool_commands[] = {
 	  "List the extents of the virtual disk: where data lives (which layer of a chain)\n"
 	  "and which ranges read as zeros.\n"
 	  "      --json           machine-readable output (qemu-img map's key names)" },
+	{ "compact", cmd_compact, "[--dry-run] [--json] [-p] FILE",
+	  "Reclaim space in place: free blocks that read as zeros (in a differencing image:\n"
+	  "blocks and sectors equal to the parent), move the last blocks into the gaps and\n"
+	  "cut the file; fixed images get holes punched. Crash-safe.\n"
+	  "  -n, --dry-run        report what would be reclaimed, change nothing\n"
+	  "      --json           machine-readable result\n"
+	  "  -p, --progress       show progress" },
+	{ "resize", cmd_resize, "[--shrink [--force]] FILE [+|-]SIZE",
+	  "Change the virtual size (any type). Growing a dynamic image may move its first\n"
+	  "blocks to make room for a larger BAT. Shrinking must be asked for, and is refused\n"
+	  "when blocks past the new end hold data unless --force.\n"
+	  "      --shrink         allow a smaller size\n"
+	  "      --force          with --shrink: drop the data past the new end" },
+	{ "merge", cmd_merge, "[--into ANCESTOR] [--remove] [-p] CHILD",
+	  "Write a differencing image's sectors into its parent (or the named ancestor).\n"
+	  "Crash-safe and restartable: running it again after a cut finishes the job.\n"
+	  "      --into ANCESTOR  merge every layer above ANCESTOR into it\n"
+	  "      --remove         delete CHILD afterwards\n"
+	  "  -p, --progress       show progress" },
+	{ "set-parent", cmd_set_parent, "[--ignore-id-mismatch] CHILD NEWPARENT",
+	  "Point a differencing image at its parent's new place (new W2ru and MacX locators).\n"
+	  "      --ignore-id-mismatch  accept a parent with another UUID (and record it)" },
 	{ NULL, NULL, NULL, NULL },
 };
 
