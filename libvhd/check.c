@@ -28,6 +28,7 @@ static void finding(struct checker *c, enum vhd_finding_kind kind, const char *s
 		rep->leaks++;
 		break;
 	case VHD_FINDING_WARNING:
+	case VHD_FINDING_REPAIR:
 		rep->warnings++;
 		break;
 	}

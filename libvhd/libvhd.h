@@ -382,6 +382,7 @@ enum vhd_finding_kind {
 	VHD_FINDING_CORRUPTION = 1,
 	VHD_FINDING_LEAK = 2,
 	VHD_FINDING_WARNING = 3,
+	VHD_FINDING_REPAIR = 4,         /* what vhd_repair did (or would do) */
 };
 
 struct vhd_finding {
@@ -415,6 +416,22 @@ struct vhd_check_report {
 VHD_API int vhd_check_io(struct vhd_io *io, bool check_parent, struct vhd_check_report *report);
 VHD_API int vhd_check(const char *path, struct vhd_check_report *report, struct vhd_error *err);
 VHD_API void vhd_check_report_free(struct vhd_check_report *report);
+
+#define VHD_REPAIR_DRY_RUN 0x1u
+
+/*
+ * Repair what can be proven wrong: a damaged end footer from the copy at
+ * offset 0 (and the other way), a checksum when the structure around it
+ * validates, BAT entries that point outside the data area or into the
+ * metadata (their virtual ranges are named), leaked space after the last
+ * block.  Data it cannot prove wrong is never touched.  The actions (or,
+ * with VHD_REPAIR_DRY_RUN, the plan) come back as VHD_FINDING_REPAIR
+ * findings; report->complete is false when nothing trustworthy was found to
+ * rebuild from.  Run vhd_check afterwards for the verdict.
+ */
+VHD_API int vhd_repair_io(struct vhd_io *io, unsigned flags, struct vhd_check_report *report);
+VHD_API int vhd_repair(const char *path, unsigned flags, struct vhd_check_report *report,
+		       struct vhd_error *err);
 
 #ifdef __cplusplus
 }

@@ -17,6 +17,8 @@ static const char *kind_name(enum vhd_finding_kind k)
 		return "leak";
 	case VHD_FINDING_WARNING:
 		return "warning";
+	case VHD_FINDING_REPAIR:
+		return "repair";
 	}
 	return "?";
 }
@@ -26,13 +28,19 @@ int cmd_check(int argc, char **argv)
 	static const struct option opts[] = {
 		{ "json", no_argument, NULL, 'j' },
 		{ "output", required_argument, NULL, 'o' },
+		{ "repair", no_argument, NULL, 'r' },
+		{ "dry-run", no_argument, NULL, 'n' },
 		{ NULL, 0, NULL, 0 },
 	};
-	bool json = false;
+	bool json = false, repair = false, dry = false;
 	int c;
-	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "rn", opts, NULL)) != -1) {
 		if (c == 'j')
 			json = true;
+		else if (c == 'r')
+			repair = true;
+		else if (c == 'n')
+			dry = true;
 		else if (c == 'o' && (strcmp(optarg, "json") == 0 || strcmp(optarg, "human") == 0))
 			json = strcmp(optarg, "json") == 0;
 		else
@@ -41,9 +49,29 @@ int cmd_check(int argc, char **argv)
 	if (argc - optind != 1)
 		return vt_usage("check");
 	const char *file = argv[optind];
-
 	struct vhd_check_report rep;
 	struct vhd_error err;
+
+	if (dry && !repair) {
+		vt_error("--dry-run goes with --repair");
+		return CHECK_INCOMPLETE;
+	}
+	if (repair) {
+		/* The plan or the actions first; the verdict below is the image's
+		 * state afterwards, as qemu-img check -r reports it. */
+		if (vhd_repair(file, dry ? VHD_REPAIR_DRY_RUN : 0, &rep, &err) < 0) {
+			vt_error("%s", err.message);
+			return CHECK_INCOMPLETE;
+		}
+		for (size_t i = 0; i < rep.count; i++)
+			fprintf(json ? stderr : stdout, "%s: %s at offset %" PRIu64 " (0x%" PRIx64 "): %s\n",
+				rep.findings[i].field, rep.findings[i].structure, rep.findings[i].offset,
+				rep.findings[i].offset, rep.findings[i].message);
+		if (!rep.count)
+			fprintf(json ? stderr : stdout, "%s\n",
+				rep.complete ? "Nothing to repair." : "Nothing trustworthy to repair from.");
+		vhd_check_report_free(&rep);
+	}
 	if (vhd_check(file, &rep, &err) < 0) {
 		vt_error("%s", err.message);
 		return CHECK_INCOMPLETE;

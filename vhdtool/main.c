@@ -19,10 +19,14 @@ const struct command vhdtool_commands[] = {
 	{ "info", cmd_info, "[--json] FILE",
 	  "Show an image's type, sizes, identity, checksums and its whole parent chain.\n"
 	  "      --json           machine-readable output (qemu-img's key names)" },
-	{ "check", cmd_check, "[--json] FILE",
+	{ "check", cmd_check, "[--json] [--repair [--dry-run]] FILE",
 	  "Check an image's structure. Exit status: 0 clean, 1 the check could not complete,\n"
-	  "2 corruption found, 3 only leaked space.\n"
-	  "      --json           machine-readable output" },
+	  "2 corruption found, 3 only leaked space (after --repair: the image as repaired).\n"
+	  "      --json           machine-readable output\n"
+	  "  -r, --repair         fix what can be proven wrong: a damaged footer from its copy,\n"
+	  "                       checksums of otherwise valid structures, BAT entries outside\n"
+	  "                       the data area, leaked space; never data it cannot prove wrong\n"
+	  "  -n, --dry-run        with --repair: show the plan, change nothing" },
 	{ "convert", cmd_convert,
 	  "[-f raw|vhd] [-O raw|fixed|dynamic] [-B PARENT] [--block-size N] [--azure] [-p] [--overwrite] [--sync] SRC DST",
 	  "Copy a raw image or any VHD (a differencing chain reads through its parents)\n"
