@@ -6,18 +6,26 @@
  * go out of order, each whole, each with its request's cookie.
  */
 #include <errno.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <sys/uio.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "endian.h"
 #include "nbd.h"
 #include "protocol.h"
 #include "server.h"
+
+/* A client that stalls inside a request, a reply or the handshake for this
+ * long is dropped, so it cannot hold memory or a slot for ever. */
+#define STALL_MS 30000
+/* Bytes of request buffers one connection may hold at once. */
+#define CONN_BUDGET (2ull * NBD_MAX_PAYLOAD)
 
 struct conn {
 	int fd;
@@ -28,19 +36,89 @@ struct conn {
 	bool closing;           /* under read_lock: stop reading requests */
 	int refs;               /* worker threads alive, under refs_lock */
 	pthread_mutex_t refs_lock;
+	uint64_t inflight;      /* request buffer bytes held, under refs_lock */
+	pthread_cond_t inflight_freed;
+	int64_t handshake_deadline;
 };
+
+/* One connection holds at most CONN_BUDGET of the server's budget, so a
+ * client that stops reading cannot take it all. */
+static void conn_budget_take(struct conn *c, uint64_t bytes)
+{
+	if (!bytes)
+		return;
+	pthread_mutex_lock(&c->refs_lock);
+	while (c->inflight && c->inflight + bytes > CONN_BUDGET)
+		pthread_cond_wait(&c->inflight_freed, &c->refs_lock);
+	c->inflight += bytes;
+	pthread_mutex_unlock(&c->refs_lock);
+	budget_take(bytes);
+}
+
+static void conn_budget_give(struct conn *c, uint64_t bytes)
+{
+	if (!bytes)
+		return;
+	budget_give(bytes);
+	pthread_mutex_lock(&c->refs_lock);
+	c->inflight -= bytes;
+	pthread_cond_broadcast(&c->inflight_freed);
+	pthread_mutex_unlock(&c->refs_lock);
+}
 
 /* ---- socket I/O ---------------------------------------------------------- */
 
-static int read_full(int fd, void *buf, size_t len)
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/*
+ * Wait until fd has bytes (or an end) to read: 0.  -1 when the deadline
+ * (ms since boot; 0 = none) passes, or when the server is stopping and
+ * nothing is waiting on fd: requests already sent are still served.
+ */
+static int wait_readable(int fd, int64_t deadline)
+{
+	struct pollfd p[2] = { { .fd = fd, .events = POLLIN }, { .fd = server_stop_fd(), .events = POLLIN } };
+	for (;;) {
+		int timeout = -1;
+		if (deadline) {
+			int64_t left = deadline - now_ms();
+			if (left <= 0)
+				return -1;
+			timeout = (int)left;
+		}
+		int n = poll(p, 2, timeout);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return -1;
+		if (p[0].revents)
+			return 0;
+		if (p[1].revents)
+			return -1;
+	}
+}
+
+/* Read exactly len bytes.  The first may wait for ever (an idle client)
+ * when first_wait is set; once a message has begun it must arrive in time. */
+static int read_full(int fd, void *buf, size_t len, bool first_wait, int64_t deadline)
 {
 	uint8_t *p = buf;
+	bool started = !first_wait;
 	while (len) {
+		if (wait_readable(fd, started ? (deadline ? deadline : now_ms() + STALL_MS) : 0) < 0)
+			return -1;
 		ssize_t n = recv(fd, p, len, 0);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0)
 			return -1;
+		started = true;
 		p += n;
 		len -= (size_t)n;
 	}
@@ -69,15 +147,18 @@ static int writev_full(int fd, struct iovec *iov, int cnt)
 	return 0;
 }
 
+/* The handshake as a whole must be over by c->handshake_deadline. */
 static int stream_read(void *ctx, void *buf, size_t len)
 {
-	return read_full(*(int *)ctx, buf, len);
+	struct conn *c = ctx;
+	return read_full(c->fd, buf, len, false, c->handshake_deadline);
 }
 
 static int stream_write(void *ctx, const void *buf, size_t len)
 {
+	struct conn *c = ctx;
 	struct iovec iov = { (void *)buf, len };
-	return writev_full(*(int *)ctx, &iov, 1);
+	return writev_full(c->fd, &iov, 1);
 }
 
 /* ---- replies --------------------------------------------------------------- */
@@ -301,6 +382,7 @@ static void conn_unref(struct conn *c)
 	pthread_mutex_destroy(&c->read_lock);
 	pthread_mutex_destroy(&c->write_lock);
 	pthread_mutex_destroy(&c->refs_lock);
+	pthread_cond_destroy(&c->inflight_freed);
 	free(c);
 }
 
@@ -322,7 +404,7 @@ static void *worker(void *arg)
 		uint32_t error = 0;
 
 		pthread_mutex_lock(&c->read_lock);
-		if (c->closing || read_full(c->fd, hdr, sizeof(hdr)) < 0) {
+		if (c->closing || read_full(c->fd, hdr, sizeof(hdr), true, 0) < 0) {
 			c->closing = true;
 			pthread_mutex_unlock(&c->read_lock);
 			break;
@@ -338,15 +420,15 @@ static void *worker(void *arg)
 		}
 		uint32_t plen = nbd_request_payload(&r);
 		budget = plen ? plen : (v == NBD_OK && r.type == NBD_CMD_READ ? r.length : 0);
-		budget_take(budget);
+		conn_budget_take(c, budget);
 		if (plen) {
 			/* Read the payload even of a rejected write: the stream stays in step. */
 			payload = malloc(plen);
-			if (!payload || read_full(c->fd, payload, plen) < 0) {
+			if (!payload || read_full(c->fd, payload, plen, false, 0) < 0) {
 				hang_up(c);
 				pthread_mutex_unlock(&c->read_lock);
 				free(payload);
-				budget_give(budget);
+				conn_budget_give(c, budget);
 				break;
 			}
 		}
@@ -355,7 +437,7 @@ static void *worker(void *arg)
 		int ret = v == NBD_REJECT ? reply_error(c, &r, error, "invalid request")
 					  : handle(c, &r, payload);
 		free(payload);
-		budget_give(budget);
+		conn_budget_give(c, budget);
 		if (ret < 0) {
 			pthread_mutex_lock(&c->read_lock);
 			hang_up(c);
@@ -380,17 +462,19 @@ void conn_serve(struct server_state *st, int fd)
 	pthread_mutex_init(&c->read_lock, NULL);
 	pthread_mutex_init(&c->write_lock, NULL);
 	pthread_mutex_init(&c->refs_lock, NULL);
+	pthread_cond_init(&c->inflight_freed, NULL);
 
-	/* A client that stalls in the handshake gives its slot back. */
-	struct timeval limit = { .tv_sec = 30 }, none = { 0 };
-	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &limit, sizeof(limit));
-	struct nbd_stream s = { stream_read, stream_write, &c->fd };
+	/* Replies a client does not take within the limit end its connection;
+	 * the handshake as a whole has the same limit. */
+	struct timeval limit = { .tv_sec = STALL_MS / 1000 };
+	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &limit, sizeof(limit));
+	c->handshake_deadline = now_ms() + STALL_MS;
+	struct nbd_stream s = { stream_read, stream_write, c };
 	if (nbd_handshake(&s, server_exports(st), &c->sess) < 0) {
 		c->refs = 1;
 		conn_unref(c);
 		return;
 	}
-	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &none, sizeof(none));
 	/* This thread is the first worker; start the others. */
 	int n = server_threads(st);
 	c->refs = n;

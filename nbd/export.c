@@ -20,10 +20,12 @@ const struct nbd_export *nbd_find_export(const struct nbd_exports *ex, const cha
 	return NULL;
 }
 
-uint16_t nbd_transmission_flags(const struct nbd_export *e)
+uint16_t nbd_transmission_flags(const struct nbd_export *e, bool structured)
 {
 	uint16_t f = NBD_FLAG_HAS_FLAGS | NBD_FLAG_SEND_FLUSH | NBD_FLAG_SEND_FUA |
-		     NBD_FLAG_SEND_DF | NBD_FLAG_CAN_MULTI_CONN | NBD_FLAG_SEND_CACHE;
+		     NBD_FLAG_CAN_MULTI_CONN | NBD_FLAG_SEND_CACHE;
+	if (structured)
+		f |= NBD_FLAG_SEND_DF;
 	if (e->read_only)
 		f |= NBD_FLAG_READ_ONLY;
 	else

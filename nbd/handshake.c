@@ -53,12 +53,13 @@ static int take_string(const struct opt *o, uint32_t *pos, char *out, size_t out
 	return 0;
 }
 
-static int send_export_info(struct nbd_stream *st, uint32_t opt, const struct nbd_export *e)
+static int send_export_info(struct nbd_stream *st, uint32_t opt, const struct nbd_export *e,
+			    const struct nbd_session *s)
 {
 	uint8_t b[12];
 	vhd_put_be16(b, NBD_INFO_EXPORT);
 	vhd_put_be64(b + 2, e->size);
-	vhd_put_be16(b + 10, nbd_transmission_flags(e));
+	vhd_put_be16(b + 10, nbd_transmission_flags(e, s->structured));
 	return send_reply(st, opt, NBD_REP_INFO, b, sizeof(b));
 }
 
@@ -110,7 +111,7 @@ static int info_or_go(struct nbd_stream *st, const struct opt *o, const struct n
 		want_desc |= t == NBD_INFO_DESCRIPTION;
 		want_bs |= t == NBD_INFO_BLOCK_SIZE;
 	}
-	if (send_export_info(st, o->code, e) < 0 ||
+	if (send_export_info(st, o->code, e, s) < 0 ||
 	    (want_name && send_text_info(st, o->code, NBD_INFO_NAME, e->name) < 0) ||
 	    (want_desc && e->description &&
 	     send_text_info(st, o->code, NBD_INFO_DESCRIPTION, e->description) < 0) ||
@@ -149,10 +150,11 @@ static int list_exports(struct nbd_stream *st, const struct opt *o, const struct
 	return send_reply(st, o->code, NBD_REP_ACK, NULL, 0);
 }
 
-/* Does a query select base:allocation?  "base:" selects the namespace. */
-static bool query_selects_base_allocation(const char *q)
+/* Does a query select base:allocation?  "base:" names the namespace, which
+ * only LIST may use as a wildcard. */
+static bool query_selects_base_allocation(const char *q, bool listing)
 {
-	return strcmp(q, "base:allocation") == 0 || strcmp(q, "base:") == 0;
+	return strcmp(q, "base:allocation") == 0 || (listing && strcmp(q, "base:") == 0);
 }
 
 static int meta_context(struct nbd_stream *st, const struct opt *o, const struct nbd_exports *ex,
@@ -162,6 +164,8 @@ static int meta_context(struct nbd_stream *st, const struct opt *o, const struct
 	char name[NBD_MAX_STRING + 1], query[NBD_MAX_STRING + 1];
 	uint32_t pos = 0;
 
+	if (set)
+		s->base_allocation = false;     /* a failed SET leaves nothing selected */
 	if (set && !s->structured)
 		return send_error(st, o->code, NBD_REP_ERR_INVALID,
 				  "structured replies must be negotiated first");
@@ -173,7 +177,7 @@ static int meta_context(struct nbd_stream *st, const struct opt *o, const struct
 	for (uint32_t i = 0; i < nq; i++) {
 		if (take_string(o, &pos, query, sizeof(query)) < 0)
 			return send_error(st, o->code, NBD_REP_ERR_INVALID, "malformed query");
-		selected |= query_selects_base_allocation(query);
+		selected |= query_selects_base_allocation(query, !set);
 	}
 	if (pos != o->len)
 		return send_error(st, o->code, NBD_REP_ERR_INVALID, "trailing bytes");
@@ -185,7 +189,7 @@ static int meta_context(struct nbd_stream *st, const struct opt *o, const struct
 	if (selected) {
 		static const char ctx[] = "base:allocation";
 		uint8_t b[4 + sizeof(ctx) - 1];
-		vhd_put_be32(b, NBD_BASE_ALLOCATION_ID);
+		vhd_put_be32(b, set ? NBD_BASE_ALLOCATION_ID : 0);   /* LIST ids are 0 */
 		memcpy(b + 4, ctx, sizeof(ctx) - 1);
 		if (send_reply(st, o->code, NBD_REP_META_CONTEXT, b, sizeof(b)) < 0)
 			return -1;
@@ -204,14 +208,15 @@ static int export_name(struct nbd_stream *st, const struct opt *o, const struct 
 	char name[NBD_MAX_STRING + 1];
 	if (o->len > NBD_MAX_STRING)
 		return -1;
-	memcpy(name, o->data, o->len);
+	if (o->len)
+		memcpy(name, o->data, o->len);
 	name[o->len] = '\0';
 	const struct nbd_export *e = nbd_find_export(ex, name);
 	if (!e || memchr(name, '\0', o->len))
 		return -1;
 	uint8_t b[10 + 124];
 	vhd_put_be64(b, e->size);
-	vhd_put_be16(b + 8, nbd_transmission_flags(e));
+	vhd_put_be16(b + 8, nbd_transmission_flags(e, s->structured));
 	memset(b + 10, 0, 124);
 	if (st->write(st->ctx, b, no_zeroes ? 10 : sizeof(b)) < 0)
 		return -1;

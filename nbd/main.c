@@ -235,6 +235,11 @@ int main(int argc, char **argv)
 	}
 
 	signal(SIGPIPE, SIG_IGN);
+	/* Handlers before the pidfile: whoever reads it may signal at once. */
+	struct sigaction sa = { .sa_handler = on_signal };
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
 	if (server_listen(&cfg) < 0)
 		goto fail;
 	int ready_fd = -1;
@@ -249,10 +254,6 @@ int main(int argc, char **argv)
 			goto fail;
 		}
 	}
-	struct sigaction sa = { .sa_handler = on_signal };
-	sigemptyset(&sa.sa_mask);
-	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGINT, &sa, NULL);
 	if (ready_fd >= 0) {
 		char one = 1;
 		if (write(ready_fd, &one, 1) != 1)

@@ -37,7 +37,8 @@ struct nbd_exports {
 };
 
 const struct nbd_export *nbd_find_export(const struct nbd_exports *ex, const char *name);
-uint16_t nbd_transmission_flags(const struct nbd_export *e);
+/* The flags for an export; DF only once structured replies are agreed. */
+uint16_t nbd_transmission_flags(const struct nbd_export *e, bool structured);
 
 /* ---- handshake.c -------------------------------------------------------- */
 

@@ -25,18 +25,17 @@ uint32_t nbd_request_payload(const struct nbd_request *r)
 /* The flags each command may carry. */
 static uint16_t allowed_flags(uint16_t type, const struct nbd_session *s)
 {
+	/* FUA is valid on every command once advertised (it is a no-op on
+	 * reads); clients are known to set it everywhere. */
 	switch (type) {
 	case NBD_CMD_READ:
-		return s->structured ? NBD_CMD_FLAG_DF : 0;
-	case NBD_CMD_WRITE:
-	case NBD_CMD_TRIM:
-		return NBD_CMD_FLAG_FUA;
+		return NBD_CMD_FLAG_FUA | (s->structured ? NBD_CMD_FLAG_DF : 0);
 	case NBD_CMD_WRITE_ZEROES:
 		return NBD_CMD_FLAG_FUA | NBD_CMD_FLAG_NO_HOLE | NBD_CMD_FLAG_FAST_ZERO;
 	case NBD_CMD_BLOCK_STATUS:
-		return NBD_CMD_FLAG_REQ_ONE;
+		return NBD_CMD_FLAG_FUA | NBD_CMD_FLAG_REQ_ONE;
 	default:
-		return 0;
+		return NBD_CMD_FLAG_FUA;
 	}
 }
 
@@ -109,10 +108,6 @@ uint32_t nbd_errno_to_wire(int err)
 		return NBD_ENOMEM;
 	case EINVAL:
 		return NBD_EINVAL;
-	case ENOTSUP:
-		return NBD_ENOTSUP;
-	case EOVERFLOW:
-		return NBD_EOVERFLOW;
 	case ESHUTDOWN:
 		return NBD_ESHUTDOWN;
 	default:

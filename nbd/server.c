@@ -12,6 +12,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "server.h"
@@ -149,6 +150,11 @@ int server_listen(struct server_config *cfg)
 	return listen_tcp(&state, cfg->bind_addr, cfg->port);
 }
 
+int server_stop_fd(void)
+{
+	return stop_pipe[0];
+}
+
 void server_stop(void)
 {
 	char c = 1;
@@ -182,8 +188,12 @@ static void *conn_thread(void *arg)
 static void accept_one(struct server_state *st, int lfd)
 {
 	int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
-	if (fd < 0)
+	if (fd < 0) {
+		/* Out of descriptors: the listener stays readable; do not spin. */
+		if (errno == EMFILE || errno == ENFILE || errno == ENOMEM || errno == ENOBUFS)
+			usleep(100 * 1000);
 		return;
+	}
 	pthread_mutex_lock(&st->lock);
 	if (st->nconns >= st->cfg->max_connections) {
 		pthread_mutex_unlock(&st->lock);
@@ -223,14 +233,24 @@ int server_run(struct server_config *cfg)
 			if (p[i].revents & POLLIN)
 				accept_one(&state, p[i].fd);
 	}
-	/* Stop accepting; stop reading requests; let in-flight ones finish. */
+	/*
+	 * Stop accepting.  Connections see the stop pipe: they serve what
+	 * clients have already sent, then end.  One that is still busy after
+	 * the grace time (a client that does not read its replies) is cut.
+	 */
 	for (int i = 0; i < state.nlisteners; i++)
 		close(state.listeners[i]);
 	if (cfg->socket_path)
 		unlink(cfg->socket_path);
+	struct timespec until;
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += 10;
 	pthread_mutex_lock(&state.lock);
+	while (state.nconns &&
+	       pthread_cond_timedwait(&state.changed, &state.lock, &until) != ETIMEDOUT)
+		;
 	for (int i = 0; i < state.nconns; i++)
-		shutdown(state.fds[i], SHUT_RD);
+		shutdown(state.fds[i], SHUT_RDWR);
 	while (state.nconns)
 		pthread_cond_wait(&state.changed, &state.lock);
 	pthread_mutex_unlock(&state.lock);

@@ -36,6 +36,8 @@ void conn_serve(struct server_state *st, int fd);
 void server_conn_done(struct server_state *st, int fd);
 const struct nbd_exports *server_exports(struct server_state *st);
 int server_threads(struct server_state *st);
+/* Readable once the server is stopping. */
+int server_stop_fd(void);
 
 /* A limit on request buffers in flight across all connections. */
 void budget_init(uint64_t bytes);

@@ -92,7 +92,9 @@ expect_errno(lambda: h.zero(1024, size - 512), errno.ENOSPC)
 expect_errno(lambda: h.trim(512, size), errno.ENOSPC)
 expect_errno(lambda: h.pread(0, 0), errno.EINVAL)                 # zero length
 expect_errno(lambda: h.pread(512, 0, 0x80), errno.EINVAL)        # unknown flag
-expect_errno(lambda: h.pread(512, 0, nbd.CMD_FLAG_FUA), errno.EINVAL)  # flag of another command
+expect_errno(lambda: h.pread(512, 0, nbd.CMD_FLAG_NO_HOLE), errno.EINVAL)  # flag of another command
+assert h.pread(4, 0, nbd.CMD_FLAG_FUA) == b"\x11" * 4            # FUA is valid everywhere
+h.flush(nbd.CMD_FLAG_FUA)
 expect_errno(lambda: h.pread((32 << 20) + 512, 0), errno.EINVAL) # above the maximum
 expect_errno(lambda: h.block_status(512, size, lambda *a: 0), errno.EINVAL)
 assert h.pread(4, 0) == b"\x11" * 4                               # still serving

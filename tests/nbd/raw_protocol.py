@@ -90,6 +90,20 @@ option(s, 2)                            # ABORT
 assert reply(s)[1] == 1
 assert closed(s)
 
+# Without structured replies, DF is not advertised (EXPORT_NAME, NO_ZEROES).
+s = connect()
+option(s, 1, b"")
+size, flags = struct.unpack(">QH", recv(s, 10))
+assert not flags & (1 << 7), hex(flags)
+s.close()
+# SET_META_CONTEXT with the namespace "base:" selects nothing (only LIST expands it).
+s = connect()
+option(s, 8)
+assert reply(s)[1] == 1
+option(s, 10, struct.pack(">II", 0, 1) + struct.pack(">I", 5) + b"base:")
+assert reply(s)[1] == 1, "base: selected a context in SET"
+s.close()
+
 # An option whose length is absurd: hang up without reading it.
 s = connect()
 s.sendall(struct.pack(">QII", IHAVEOPT, 7, 0xFFFFFFF0))

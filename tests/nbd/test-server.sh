@@ -80,4 +80,32 @@ assert hd[:8] == b"NBDMAGIC", "slot not freed"
 PY
 stop_nbd || fail "server did not stop cleanly"
 expect_status 0 vhdtool check "$T/d.vhd"
+
+# Clients that queue big reads and never read the replies hold at most
+# their own share of memory: another client is served at once.
+D=$(cd "$(dirname "$0")" && pwd)
+vhdtool create "$T/big.vhd" 64M >/dev/null
+start_nbd "$T/big.vhd"
+coproc H { /usr/bin/python3 "$D/stall_clients.py" "$SOCK" budget 2>&1; }
+hogs=$H_PID
+read -r line <&"${H[0]}" || true
+case $line in "served a third client"*) ;; *) fail "stalled clients starved another: $line" ;; esac
+# ... and SIGTERM still ends the server (after the grace time) with exit 0.
+start=$(date +%s)
+stop_nbd || fail "server did not stop with clients that do not read"
+[ $(( $(date +%s) - start )) -lt 20 ] || fail "SIGTERM took more than 20 s"
+kill "$hogs" 2>/dev/null || true
+
+# SIGTERM right after a burst of writes: every write already sent is done
+# and answered before the server exits.
+start_nbd "$T/big.vhd"
+coproc W { /usr/bin/python3 "$D/stall_clients.py" "$SOCK" pipeline; }
+read -r line <&"${W[0]}"
+[ "$line" = ready ] || fail "pipeline client: $line"
+kill -TERM "$NBD_PID"
+read -r line <&"${W[0]}" || true
+[ "$line" = "all 32 writes answered" ] || fail "writes sent before SIGTERM were dropped: $line"
+wait "$W_PID" || fail "pipeline client failed"
+stop_nbd || fail "server did not exit 0"
+expect_status 0 vhdtool check "$T/big.vhd"
 echo ok
