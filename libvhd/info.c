@@ -262,8 +262,23 @@ int vhd_block_status(struct vhd_image *img, uint64_t off, uint64_t len, struct v
 	if (!present)
 		return status_below(img, off, n, ext);
 
-	/* Merge following full blocks that sit right after this one in the file. */
+	ext->flags = VHD_EXTENT_DATA;
+	ext->depth = 0;
+	ext->file_offset = data + in_off;
 	ext->length = n;
+	/* Holes in the file inside a block (never written, or punched) read as
+	 * zeros: say so, and readers (convert, NBD clients) skip them. */
+	if (img->io->ops->data_extent) {
+		uint64_t run;
+		bool is_data;
+		if (img->io->ops->data_extent(img->io, data + in_off, &run, &is_data) == 0 && run) {
+			ext->length = vhd_min_u64(n, run);
+			if (!is_data)
+				ext->flags |= VHD_EXTENT_ZERO;
+			return 0;
+		}
+	}
+	/* Merge following full blocks that sit right after this one in the file. */
 	if (in_off + n == img->block_size) {
 		uint64_t next_data = data + img->block_size + img->bitmap_bytes;
 		while (ext->length < len && ++blk < img->bat_entries) {
@@ -276,8 +291,5 @@ int vhd_block_status(struct vhd_image *img, uint64_t off, uint64_t len, struct v
 			next_data += img->block_size + img->bitmap_bytes;
 		}
 	}
-	ext->flags = VHD_EXTENT_DATA;
-	ext->depth = 0;
-	ext->file_offset = data + in_off;
 	return 0;
 }

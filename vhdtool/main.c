@@ -28,15 +28,22 @@ const struct command vhdtool_commands[] = {
 	  "                       the data area, leaked space; never data it cannot prove wrong\n"
 	  "  -n, --dry-run        with --repair: show the plan, change nothing" },
 	{ "convert", cmd_convert,
-	  "[-f raw|vhd] [-O raw|fixed|dynamic] [-B PARENT] [--block-size N] [--azure] [-p] [--overwrite] [--sync] SRC DST",
-	  "Copy a raw image or any VHD (a differencing chain reads through its parents)\n"
+	  "[-f raw|vhd] [-O raw|fixed|dynamic] [-B PARENT] [--block-size N] [--azure] [--size N] [-p] [--overwrite] [--sync] SRC DST",
+	  "Copy a raw image, gzip data or any VHD (a differencing chain reads through its parents)\n"
 	  "into a raw, fixed or dynamic image. Zero runs stay holes or unallocated.\n"
-	  "  -f FMT               source format (default: detected)\n"
-	  "  -O FMT               output format: raw, fixed or dynamic (default dynamic)\n"
+	  "SRC or DST '-' is standard input or output. A name ending in .gz is gzip data (a gzip\n"
+	  "source is also recognized by its content); gzip output is compressed at level 6.\n"
+	  "Output to '-' or .gz is raw data, or with -O fixed a fixed VHD (its footer comes last).\n"
+	  "  -f FMT               source format (default: detected; -f raw takes the bytes as they\n"
+	  "                       are, unless the name ends in .gz)\n"
+	  "  -O FMT               output format: raw, fixed or dynamic (default dynamic; raw for '-'\n"
+	  "                       and .gz)\n"
 	  "  -B PARENT            write a differencing child of PARENT holding only what differs\n"
 	  "      --block-size N   block size of a dynamic or differencing output\n"
 	  "      --azure          fixed output for Azure (whole MiB, 20 MiB to 32 TiB)\n"
-	  "  -p, --progress       show progress\n"
+	  "      --size N         the size of a pipe or gzip source, stated up front; the data must\n"
+	  "                       be exactly that long (default: learned at its end)\n"
+	  "  -p, --progress       show progress (bytes copied when the size is not known)\n"
 	  "      --overwrite      replace DST if it exists\n"
 	  "      --sync           make DST durable before exiting (default: leave it to the OS, as cp\n"
 	  "                       and qemu-img convert do)" },

@@ -44,7 +44,7 @@ assert df == [(nbd.READ_DATA, 0, 2 * block)], df
 
 # BLOCK_STATUS: data then hole; REQ_ONE gives exactly one extent.
 st = status(0, 4 * block)
-assert st[0] == (block, 0), st
+assert st[0][1] == 0 and st[0][0] >= 6000, st     # what was written is data
 assert st[1][1] == nbd.STATE_HOLE | nbd.STATE_ZERO, st
 assert sum(l for l, _ in st) == 4 * block
 one = status(0, 4 * block, nbd.CMD_FLAG_REQ_ONE)
