@@ -165,9 +165,11 @@ int vhd_repair(const char *path, unsigned flags, struct vhd_check_report *report
 	       struct vhd_error *err)
 {
 	struct vhd_io *io;
+	report->findings = NULL;
 	int r = vhd_io_posix_open(path, (flags & VHD_REPAIR_DRY_RUN) ? 0 : VHD_IO_RDWR, &io, err);
 	if (r < 0)
 		return r;
+	report->findings = NULL;
 	r = vhd_repair_io(io, flags, report);
 	if (r < 0)
 		vhd_set_error(err, r, "%s: repair failed: %s", path, strerror(-r));

@@ -95,10 +95,15 @@ static int clear_region(struct vhd_image *img, uint64_t start, uint64_t end, boo
 	uint64_t to;
 	int r;
 
-	/* New space must start past the region (claiming it moves the
-	 * footer out of the way when it lies inside). */
+	/* New space must start past the region, and the end footer must not
+	 * lie inside it: claiming (even nothing) moves it out, durably. */
 	if (img->next_block < end)
 		img->next_block = vhd_block_slot(end, img->bitmap_bytes);
+	if (img->footer_offset < img->next_block) {
+		r = vhd_claim_space(img, 0, &to);
+		if (r < 0)
+			return r;
+	}
 	bool moved = false;
 	for (uint32_t i = 0; i < img->bat_entries; i++) {
 		uint32_t e = vhd_bat_get(img, i);
@@ -256,11 +261,20 @@ static int resize_dynamic(struct vhd_image *img, uint64_t size, unsigned flags)
 		uint64_t new_len = vhd_bat_bytes(needed);
 		uint64_t start = img->header.table_offset + old_len;
 		uint64_t end = img->header.table_offset + new_len;
+		uint32_t old_entries = img->bat_entries;
 		r = clear_region(img, start, end, &header_changed);
+		/* Moved locators are in place before their old space is overwritten. */
+		if (r == 0 && header_changed)
+			r = write_header(img);
 		if (r == 0)
 			r = grow_tables(img, (uint32_t)needed);
 		if (r < 0)
 			goto out;
+		/* Every new entry is written free: the old last sector's padding may
+		 * not say so (zeros would point at offset 0). */
+		for (uint32_t i = old_entries; i < needed; i += VHD_SECTOR_SIZE / 4)
+			vhd_mark_bat_dirty(img, i);
+		vhd_mark_bat_dirty(img, (uint32_t)needed - 1);
 		/* Moved blocks' entries, then the new free entries, durable before
 		 * the header declares the larger table. */
 		vhd_mutex_unlock(img->meta_lock);
@@ -280,14 +294,31 @@ static int resize_dynamic(struct vhd_image *img, uint64_t size, unsigned flags)
 		img->header.max_table_entries = (uint32_t)needed;
 		header_changed = true;
 	} else if (needed > img->bat_entries) {
+		uint32_t old_entries = img->bat_entries;
 		r = grow_tables(img, (uint32_t)needed);
+		for (uint32_t i = old_entries; r == 0 && i < needed; i += VHD_SECTOR_SIZE / 4)
+			vhd_mark_bat_dirty(img, i);
+		if (r == 0)
+			vhd_mark_bat_dirty(img, (uint32_t)needed - 1);
+		vhd_mutex_unlock(img->meta_lock);
+		if (r == 0)
+			r = vhd_flush(img);
+		vhd_mutex_lock(img->meta_lock);
 	}
 	if (r == 0 && header_changed)
 		r = write_header(img);
 	if (r < 0)
 		goto out;
+	uint64_t old = img->virtual_size;
 	set_size(img, size);
 	r = vhd_write_footers(img);
+	vhd_mutex_unlock(img->meta_lock);
+	/* A child grown over a larger parent: the new range must read zeros,
+	 * not the parent's bytes beyond the child's old end. */
+	if (r == 0 && img->parent && img->parent->virtual_size > old)
+		r = vhd_zero(img, old, vhd_min_u64(size, img->parent->virtual_size) - old,
+			     VHD_ZERO_MAY_UNMAP);
+	return r;
 out:
 	vhd_mutex_unlock(img->meta_lock);
 	return r;

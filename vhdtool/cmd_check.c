@@ -61,6 +61,7 @@ int cmd_check(int argc, char **argv)
 		 * state afterwards, as qemu-img check -r reports it. */
 		if (vhd_repair(file, dry ? VHD_REPAIR_DRY_RUN : 0, &rep, &err) < 0) {
 			vt_error("%s", err.message);
+			vhd_check_report_free(&rep);
 			return CHECK_INCOMPLETE;
 		}
 		for (size_t i = 0; i < rep.count; i++)

@@ -153,22 +153,48 @@ struct copy_job {
 	struct progress prog;
 };
 
+#define MAX_RUNS 64
+
+/* The parts of a chunk that hold data (the rest is known to read zeros). */
+struct data_runs {
+	size_t n;
+	struct { size_t at, len; } run[MAX_RUNS];
+};
+
 struct copy_worker {
 	struct copy_job *job;
 	uint8_t *buf, *pbuf;
 	struct gz_piece z;
+	struct data_runs runs;
 };
 
-/* Read chunk [off, off + len) into buf; zero extents are not read. */
-static int read_chunk(struct source *src, uint8_t *buf, uint64_t off, size_t len)
+/*
+ * Read chunk [off, off + len) into buf; zero extents are not read.  With
+ * runs, they are not filled in either, and runs lists where data is; a full
+ * list turns the rest of the chunk into one run.
+ */
+static int read_chunk(struct source *src, uint8_t *buf, uint64_t off, size_t len,
+		      struct data_runs *runs)
 {
 	size_t done = 0;
+	if (runs)
+		runs->n = 0;
 	while (done < len) {
 		uint64_t n = len - done;
-		if (source_zero_extent(src, off + done, &n))
-			memset(buf + done, 0, (size_t)n);
-		else if (source_read(src, buf + done, (size_t)n, off + done) < 0)
-			return -1;
+		if (source_zero_extent(src, off + done, &n)) {
+			if (!runs)
+				memset(buf + done, 0, (size_t)n);
+		} else {
+			if (runs && runs->n == MAX_RUNS - 1)
+				n = len - done;
+			if (source_read(src, buf + done, (size_t)n, off + done) < 0)
+				return -1;
+			if (runs) {
+				runs->run[runs->n].at = done;
+				runs->run[runs->n].len = (size_t)n;
+				runs->n++;
+			}
+		}
 		done += (size_t)n;
 	}
 	return 0;
@@ -185,7 +211,10 @@ static void *copy_worker(void *arg)
 			break;
 		uint64_t off = i * CHUNK;
 		size_t len = (size_t)(job->src->size - off < CHUNK ? job->src->size - off : CHUNK);
-		int r = read_chunk(job->src, w->buf, off, len);
+		/* Into a seekable file, known zeros are neither filled nor scanned:
+		 * the output reads zeros there already. */
+		bool sparse = !d->stream && !d->parent;
+		int r = read_chunk(job->src, w->buf, off, len, sparse ? &w->runs : NULL);
 		if (r == 0 && d->stream)
 			r = outstream_prepare(&d->out, &w->z, w->buf, len);
 
@@ -194,8 +223,13 @@ static void *copy_worker(void *arg)
 			pthread_cond_wait(&job->turn_changed, &job->lock);
 		bool stop = job->failed;
 		pthread_mutex_unlock(&job->lock);
-		if (!stop && r == 0)
+		if (!stop && r == 0 && sparse) {
+			for (size_t k = 0; r == 0 && k < w->runs.n; k++)
+				r = write_nonzero(d, w->buf + w->runs.run[k].at, w->runs.run[k].len,
+						  off + w->runs.run[k].at);
+		} else if (!stop && r == 0) {
 			r = write_piece(d, w->buf, w->pbuf, len, off, &w->z);
+		}
 
 		pthread_mutex_lock(&job->lock);
 		if (r < 0 || stop)
