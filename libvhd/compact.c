@@ -287,7 +287,9 @@ static int relocate_and_cut(struct compactor *c)
 		if (e > end)
 			end = e;
 	}
-	c->res->file_size_after = end + VHD_FOOTER_SIZE;
+	/* The file is cut only when that frees something. */
+	if (end < img->footer_offset)
+		c->res->file_size_after = end + VHD_FOOTER_SIZE;
 	if (c->dry_run || r < 0)
 		goto out;
 
@@ -331,7 +333,10 @@ int vhd_compact(struct vhd_image *img, unsigned flags, vhd_progress_fn progress,
 	int r;
 
 	memset(c.res, 0, sizeof(*c.res));
-	c.res->file_size_before = c.res->file_size_after = img->file_size;
+	uint64_t now;
+	if (img->io->ops->size(img->io, &now) < 0)
+		now = img->file_size;
+	c.res->file_size_before = c.res->file_size_after = now;
 	if (!c.dry_run && img->read_only)
 		return vhd_img_error(img, -EROFS, "%s: the image is open read-only", img->io->name);
 	if (img->footer.disk_type == VHD_TYPE_DIFFERENCING && !img->parent)

@@ -67,19 +67,22 @@ static int resize_fixed(struct vhd_image *img, uint64_t size, unsigned flags)
 					     (unsigned long long)old);
 	}
 	/* The new footer first, durably: until the file is cut (or the old
-	 * footer zeroed) the old one still ends it or lies in unused space. */
+	 * footer zeroed) the old one still ends it or lies in unused space.
+	 * The old footer is where it was, which is not always the old size
+	 * (a CHS-sized image has data past its disk). */
+	uint64_t old_footer = img->footer_offset;
 	set_size(img, size);
 	img->footer_offset = size;
 	r = vhd_write_footers(img);
 	if (r < 0)
 		return r;
-	if (size < old) {
+	if (old_footer > size) {
 		r = img->io->ops->truncate(img->io, size + VHD_FOOTER_SIZE);
 		if (r < 0)
 			return vhd_img_error(img, r, "%s: cannot cut the file: %s", img->io->name,
 					     vhd_strerror(r));
-	} else {
-		r = vhd_write_file(img, zeros, sizeof(zeros), old);
+	} else if (old_footer < size) {
+		r = vhd_write_file(img, zeros, sizeof(zeros), old_footer);
 		if (r == 0)
 			r = vhd_sync(img);
 	}
