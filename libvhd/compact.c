@@ -98,8 +98,9 @@ static int judge_block(struct compactor *c, uint32_t blk, bool *redundant)
 	r = img->io->ops->pread(img->io, c->bits, img->bitmap_bytes, boff);
 	if (r < 0)
 		return vhd_img_error(img, r, "%s: cannot read the bitmap of block %u", img->io->name, blk);
-	for (uint64_t o = 0; o < vlen; o += CHUNK) {
-		size_t n = (size_t)vhd_min_u64(CHUNK, vlen - o);
+	for (uint64_t o = 0, n; o < vlen; o += n) {
+		/* A small first look settles most blocks that hold data. */
+		n = (size_t)vhd_min_u64(o ? CHUNK : 64 * 1024, vlen - o);
 		if (!diff) {
 			r = vhd_pread(img, c->buf, n, vbase + o);
 			if (r < 0)
@@ -144,7 +145,6 @@ static int judge_block(struct compactor *c, uint32_t blk, bool *redundant)
 static int free_redundant_blocks(struct compactor *c)
 {
 	struct vhd_image *img = c->img;
-	uint64_t span = (uint64_t)img->bitmap_bytes + img->block_size;
 	for (uint32_t blk = 0; blk < img->bat_entries; blk++) {
 		if (vhd_bat_get(img, blk) == VHD_BAT_FREE) {
 			tick(c, vhd_min_u64(img->block_size,
@@ -162,9 +162,8 @@ static int free_redundant_blocks(struct compactor *c)
 			c->freed[blk] = 1;
 			continue;
 		}
-		/* Punching first is safe: the block then reads as zeros (dynamic)
-		 * or, its bitmap gone, as the parent: what it held either way. */
-		punch(img, vhd_block_offset(img, blk), span);
+		/* Its space is refilled, cut off, or punched once the moves are
+		 * done (punch_gaps). */
 		__atomic_store_n(&img->bat[blk], VHD_BAT_FREE, __ATOMIC_RELEASE);
 		vhd_state_set(img, blk, VHD_BLOCK_UNKNOWN);
 		vhd_mark_bat_dirty(img, blk);
@@ -319,6 +318,16 @@ static int relocate_and_cut(struct compactor *c)
 		img->file_size = end + VHD_FOOTER_SIZE;
 	}
 	img->next_block = end;
+	/* What is left between the blocks is unreferenced: give the space back. */
+	sort_live(v, n);
+	uint64_t at = vhd_block_slot(metadata_end(img), img->bitmap_bytes);
+	for (size_t i = 0; i < n; i++) {
+		if (v[i].off > at)
+			punch(img, at, v[i].off - at);
+		uint64_t e = v[i].off + span;
+		if (e > at)
+			at = e;
+	}
 out:
 	vhd_free(v);
 	return r;

@@ -201,6 +201,23 @@ static int px_open_sibling(struct vhd_io *io, const char *path, struct vhd_io **
 	return r;
 }
 
+static int px_copy(struct vhd_io *io, uint64_t from, uint64_t to, uint64_t len)
+{
+	int fd = pio(io)->fd;
+	while (len) {
+		loff_t in = (loff_t)from, out = (loff_t)to;
+		ssize_t n = copy_file_range(fd, &in, fd, &out, len, 0);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return n < 0 ? -errno : -EIO;
+		from += (uint64_t)n;
+		to += (uint64_t)n;
+		len -= (uint64_t)n;
+	}
+	return 0;
+}
+
 static void px_close(struct vhd_io *io)
 {
 	close(pio(io)->fd);
@@ -218,6 +235,7 @@ static const struct vhd_io_ops posix_ops = {
 	.data_extent = px_data_extent,
 	.open_sibling = px_open_sibling,
 	.close = px_close,
+	.copy = px_copy,
 };
 
 int vhd_io_posix_open(const char *path, unsigned flags, struct vhd_io **out,

@@ -93,6 +93,9 @@ struct vhd_io_ops {
 	 * Anything but a regular file (FIFO, device, folder) is refused. */
 	int (*open_sibling)(struct vhd_io *io, const char *path, struct vhd_io **out);
 	void (*close)(struct vhd_io *io);
+	/* Copy len bytes inside the file from one place to another that does
+	 * not overlap it, without passing them through memory.  May be NULL. */
+	int (*copy)(struct vhd_io *io, uint64_t from, uint64_t to, uint64_t len);
 };
 
 struct vhd_io {

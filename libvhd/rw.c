@@ -296,6 +296,9 @@ int vhd_write_footers(struct vhd_image *img)
 
 int vhd_copy_file_range(struct vhd_image *img, uint64_t from, uint64_t to, uint64_t len)
 {
+	/* In the kernel when the backend can (no trip through our memory). */
+	if (img->io->ops->copy && img->io->ops->copy(img->io, from, to, len) == 0)
+		return 0;
 	size_t chunk = (size_t)vhd_min_u64(len, 1u << 20);
 	uint8_t *buf = vhd_malloc(chunk ? chunk : 1);
 	if (!buf)
