@@ -135,6 +135,7 @@ check: deps
 	$(MAKE) cli
 	$(MAKE) nbd
 	$(MAKE) asan
+	$(MAKE) fuzz-replay
 	@echo "make check: every suite passed"
 
 demo:

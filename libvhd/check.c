@@ -508,7 +508,8 @@ int vhd_check_io(struct vhd_io *io, bool check_parent_image, struct vhd_check_re
 	uint64_t footer_off = c.size - fsize;
 	bool end_ok = check_footer(&c, "footer", footer_off, fsize, &end, end_raw);
 	bool have_copy = false, copy_ok = false;
-	if (c.size >= 2 * VHD_FOOTER_SIZE) {
+	/* A fixed image has no copy: its sector 0 is disk data, whatever it holds. */
+	if (c.size >= 2 * VHD_FOOTER_SIZE && !(end_ok && end.disk_type == VHD_TYPE_FIXED)) {
 		uint8_t head[8];
 		if (io->ops->pread(io, head, 8, 0) == 0 && memcmp(head, "conectix", 8) == 0) {
 			have_copy = true;

@@ -107,7 +107,7 @@ static int judge_block(struct compactor *c, uint32_t blk, bool *redundant)
 				return r;
 			if (!all_zero(c->buf, n)) {
 				*redundant = false;
-				tick(c, vlen - o);
+				tick(c, vlen);
 				return 0;       /* one non-zero byte settles it */
 			}
 			continue;
@@ -226,7 +226,10 @@ static uint64_t metadata_end(struct vhd_image *img)
 	for (int i = 0; i < VHD_LOCATOR_COUNT; i++) {
 		const struct vhd_locator_entry *l = &img->header.loc[i];
 		uint64_t e = l->data_offset + vhd_locator_space_bytes(l);
-		if (l->code && e > end && e <= img->footer_offset)
+		/* Even a locator past the end keeps blocks off its place (as
+		 * open.c does), or the image would not open again. */
+		if (vhd_locator_known(l->code) && e > end && e > l->data_offset &&
+		    e <= (uint64_t)VHD_BAT_FREE * VHD_SECTOR_SIZE)
 			end = e;
 	}
 	return end;

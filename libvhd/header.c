@@ -95,6 +95,12 @@ void vhd_header_encode(const struct vhd_header *h, uint8_t buf[VHD_HEADER_SIZE])
 	vhd_put_be32(buf + H_CHECKSUM, vhd_checksum(buf, VHD_HEADER_SIZE, H_CHECKSUM));
 }
 
+bool vhd_locator_known(uint32_t code)
+{
+	return code == VHD_PLAT_W2RU || code == VHD_PLAT_W2KU || code == VHD_PLAT_MACX ||
+	       code == VHD_PLAT_WI2R || code == VHD_PLAT_WI2K || code == VHD_PLAT_MAC;
+}
+
 uint64_t vhd_locator_space_bytes(const struct vhd_locator_entry *l)
 {
 	return l->data_space < VHD_SECTOR_SIZE ? (uint64_t)l->data_space * VHD_SECTOR_SIZE

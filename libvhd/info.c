@@ -278,18 +278,5 @@ int vhd_block_status(struct vhd_image *img, uint64_t off, uint64_t len, struct v
 			return 0;
 		}
 	}
-	/* Merge following full blocks that sit right after this one in the file. */
-	if (in_off + n == img->block_size) {
-		uint64_t next_data = data + img->block_size + img->bitmap_bytes;
-		while (ext->length < len && ++blk < img->bat_entries) {
-			uint32_t e2 = __atomic_load_n(&img->bat[blk], __ATOMIC_ACQUIRE);
-			if (e2 == VHD_BAT_FREE ||
-			    (uint64_t)e2 * VHD_SECTOR_SIZE + img->bitmap_bytes != next_data ||
-			    __atomic_load_n(&img->block_state[blk], __ATOMIC_RELAXED) != VHD_BLOCK_FULL)
-				break;
-			ext->length += vhd_min_u64(img->block_size, len - ext->length);
-			next_data += img->block_size + img->bitmap_bytes;
-		}
-	}
 	return 0;
 }

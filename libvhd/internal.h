@@ -98,6 +98,8 @@ void vhd_header_encode(const struct vhd_header *h, uint8_t buf[VHD_HEADER_SIZE])
 /* Bytes a locator reserves: data_space is in sectors per the spec, in
  * bytes as Virtual PC and Hyper-V write it; a value under 512 is sectors. */
 uint64_t vhd_locator_space_bytes(const struct vhd_locator_entry *l);
+/* One of the platform codes the specification defines? */
+bool vhd_locator_known(uint32_t code);
 /* Decode a locator's data into a '/'-free-form UTF-8 string as stored
  * (Windows paths keep their backslashes).  Returns 0 or -EINVAL. */
 int vhd_locator_decode_path(uint32_t code, const uint8_t *data, size_t len, char *out,

@@ -324,12 +324,16 @@ static int load_bat(struct vhd_image *img, struct vhd_error *err)
 		for (int i = 0; i < VHD_LOCATOR_COUNT; i++) {
 			const struct vhd_locator_entry *l = &h->loc[i];
 			uint64_t space = vhd_locator_space_bytes(l);
-			if (!l->code || !space)
+			/* Codes we do not know name nothing we use: not metadata. */
+			if (!vhd_locator_known(l->code) || !space)
 				continue;
-			if (!vhd_range_ok(l->data_offset, space, img->footer_offset))
-				continue; /* unusable; chain.c reports it if it matters */
-			meta[nmeta++] = (struct region){ l->data_offset, l->data_offset + space,
-							 "a parent locator" };
+			uint64_t e = l->data_offset + space;
+			if (e <= l->data_offset || e > (uint64_t)VHD_BAT_FREE * VHD_SECTOR_SIZE)
+				continue;       /* past what a BAT can address: no block meets it */
+			/* Even a locator past the end of the file is metadata: once the
+			 * file grows over it, a block there would make the image
+			 * unopenable. */
+			meta[nmeta++] = (struct region){ l->data_offset, e, "a parent locator" };
 			if (l->data_offset + space > meta_end)
 				meta_end = l->data_offset + space;
 		}

@@ -82,7 +82,14 @@ static int resize_fixed(struct vhd_image *img, uint64_t size, unsigned flags)
 			return vhd_img_error(img, r, "%s: cannot cut the file: %s", img->io->name,
 					     vhd_strerror(r));
 	} else if (old_footer < size) {
-		r = vhd_write_file(img, zeros, sizeof(zeros), old_footer);
+		/* The new range reads zeros: the old footer and any slack between
+		 * the old disk end and it (a CHS-sized image) are cleared. */
+		uint64_t from = old < old_footer ? old : old_footer;
+		uint64_t len = old_footer + VHD_FOOTER_SIZE - from;
+		if (!img->io->ops->discard || img->io->ops->discard(img->io, from, len) < 0)
+			for (uint64_t o = 0; r == 0 && o < len; o += sizeof(zeros))
+				r = vhd_write_file(img, zeros, (size_t)vhd_min_u64(sizeof(zeros), len - o),
+						   from + o);
 		if (r == 0)
 			r = vhd_sync(img);
 	}
@@ -313,15 +320,26 @@ static int resize_dynamic(struct vhd_image *img, uint64_t size, unsigned flags)
 	if (r < 0)
 		goto out;
 	uint64_t old = img->virtual_size;
-	set_size(img, size);
-	r = vhd_write_footers(img);
-	vhd_mutex_unlock(img->meta_lock);
-	/* A child grown over a larger parent: the new range must read zeros,
-	 * not the parent's bytes beyond the child's old end. */
-	if (r == 0 && img->parent && img->parent->virtual_size > old)
+	/*
+	 * A child grown over a larger parent: the new range must read zeros,
+	 * not the parent's bytes past the child's old end.  Zeroed (and the
+	 * BAT flushed) before the footers announce the size, so a cut never
+	 * shows the parent's bytes there.
+	 */
+	if (img->parent && img->parent->virtual_size > old) {
+		vhd_mutex_unlock(img->meta_lock);
+		img->virtual_size = size;       /* in memory only, until the footers */
 		r = vhd_zero(img, old, vhd_min_u64(size, img->parent->virtual_size) - old,
 			     VHD_ZERO_MAY_UNMAP);
-	return r;
+		if (r == 0)
+			r = vhd_flush(img);
+		img->virtual_size = old;
+		vhd_mutex_lock(img->meta_lock);
+		if (r < 0)
+			goto out;
+	}
+	set_size(img, size);
+	r = vhd_write_footers(img);
 out:
 	vhd_mutex_unlock(img->meta_lock);
 	return r;

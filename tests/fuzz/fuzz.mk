@@ -36,7 +36,7 @@ FUZZ_LIBS      := -luuid -lpthread
 # that input) when its tag is listed, so `make fuzz` and `make fuzz-replay`
 # get past it.  When a bug is fixed: drop its tag here and move its inputs
 # from tests/fuzz/pending/<target>/ to tests/fuzz/corpus/<target>/.
-FUZZ_KNOWN_BUGS ?= extent-merge locator-past-eof fixed-footer-copy export-name-empty
+FUZZ_KNOWN_BUGS ?=
 # libFuzzer flags for every run: the limits, and UBSan stack traces.
 FUZZ_COMMON    := -rss_limit_mb=2048 -timeout=25
 FUZZ_ENV0      := UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
@@ -48,14 +48,17 @@ FUZZ_MAXLEN_fuzz_utf    := 2048
 FUZZ_MAXLEN_fuzz_nbd    := 16384
 FUZZ_MAXLEN_fuzz_check  := 2200000
 FUZZ_MAXLEN_fuzz_image  := 2200000
+# The committed corpus stays small: `make fuzz` merges back only inputs of
+# at most FUZZ_KEEP_MAX bytes that add edge coverage (-use_counters=0).
+FUZZ_KEEP_MAX  := 65536
 # Mutation runs of `make fuzz-replay` after the corpus (a few seconds each
 # on one core; FUZZ_REPLAY_TIME caps each run).
-FUZZ_RUNS_fuzz_footer   := 200000
-FUZZ_RUNS_fuzz_header   := 100000
-FUZZ_RUNS_fuzz_utf      := 200000
+FUZZ_RUNS_fuzz_footer   := 100000
+FUZZ_RUNS_fuzz_header   := 60000
+FUZZ_RUNS_fuzz_utf      := 150000
 FUZZ_RUNS_fuzz_nbd      := 200000
-FUZZ_RUNS_fuzz_check    := 30000
-FUZZ_RUNS_fuzz_image    := 8000
+FUZZ_RUNS_fuzz_check    := 25000
+FUZZ_RUNS_fuzz_image    := 6000
 
 .PHONY: fuzz fuzz-build fuzz-replay fuzz-pending
 
@@ -115,10 +118,13 @@ fuzz: fuzz-build
 		fi; \
 		grep -E '^#[0-9]+.*(DONE|pulse)|^stat::number_of_executed_units|^stat::average_exec_per_sec|^stat::peak_rss' $$log | tail -4; \
 		before=$$(ls $(FUZZ_SRC)/corpus/$$t | wc -l); \
-		$(FUZZ_ENV) $(FUZZ_DIR)/$$t -merge=1 -max_len=$$ml $(FUZZ_COMMON) \
-			-artifact_prefix=$(FUZZ_DIR)/crashes/$$t- $(FUZZ_SRC)/corpus/$$t $$work \
+		offer=$(FUZZ_DIR)/merge-$$t; rm -rf $$offer; mkdir -p $$offer; \
+		find $$work -maxdepth 1 -type f -size -$$(( $(FUZZ_KEEP_MAX) + 1 ))c -exec cp {} $$offer/ \; ; \
+		$(FUZZ_ENV) $(FUZZ_DIR)/$$t -merge=1 -use_counters=0 -max_len=$$ml $(FUZZ_COMMON) \
+			-artifact_prefix=$(FUZZ_DIR)/crashes/$$t- $(FUZZ_SRC)/corpus/$$t $$offer \
 			> $(FUZZ_DIR)/$$t.merge.log 2>&1 || fail="$$fail $$t(merge)"; \
-		echo "fuzz: $$t corpus: $$before -> $$(ls $(FUZZ_SRC)/corpus/$$t | wc -l) inputs, $$(du -sh $(FUZZ_SRC)/corpus/$$t | cut -f1)"; \
+		rm -rf $$offer; \
+		echo "fuzz: $$t corpus: $$before -> $$(ls $(FUZZ_SRC)/corpus/$$t | wc -l) inputs, $$(du -sb $(FUZZ_SRC)/corpus/$$t | cut -f1) bytes"; \
 	done; \
 	if [ -n "$$fail" ]; then \
 		echo "fuzz: crashes in:$$fail; inputs in $(FUZZ_DIR)/crashes/ (see tests/fuzz/README.md)" >&2; exit 1; \
@@ -149,8 +155,9 @@ fuzz-replay: fuzz-build
 			$$scratch $(FUZZ_SRC)/corpus/$$t >> $$log 2>&1; then \
 			fail="$$fail $$t"; echo "fuzz-replay: $$t: the seeded run crashed:"; tail -40 $$log; continue; \
 		fi; \
-		done_line=$$(grep -E '^#[0-9]+ *DONE' $$log | tail -1 | awk '{print $$1, $$3, $$4}'); \
-		echo "fuzz-replay: $$t ok: $$n corpus inputs, seeded run $$done_line, $$(( $$(date +%s) - start )) s"; \
+		done_line=$$(grep -E '^#[0-9]+[[:space:]]+DONE' $$log | tail -1 | \
+			awk '{sub("#", "", $$1); print $$1 " runs, cov " $$4 ", ft " $$6}'); \
+		echo "fuzz-replay: $$t ok: $$n corpus inputs, seeded run: $$done_line, $$(( $$(date +%s) - start )) s"; \
 		rm -rf $$scratch; \
 	done; \
 	if [ -n "$$fail" ]; then \
