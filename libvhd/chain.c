@@ -103,9 +103,12 @@ bool vhd_read_locator(struct vhd_image *img, int i, struct vhd_locator *out)
 	out->data_space = l->data_space;
 	out->data_length = l->data_length;
 	out->data_offset = l->data_offset;
+	uint64_t size;      /* now: the file may have grown since the open */
+	if (img->io->ops->size(img->io, &size) < 0)
+		size = img->file_size;
 	if (!l->code || !l->data_length || l->data_length > sizeof(buf) ||
 	    l->data_length > vhd_locator_space_bytes(l) ||
-	    !vhd_range_ok(l->data_offset, l->data_length, img->file_size))
+	    !vhd_range_ok(l->data_offset, l->data_length, size))
 		return false;
 	if (img->io->ops->pread(img->io, buf, l->data_length, l->data_offset) < 0)
 		return false;

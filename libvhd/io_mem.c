@@ -29,9 +29,13 @@ static int pread_locked(struct vhd_io *io, void *buf, size_t len, uint64_t off)
 	return 0;
 }
 
+/* A memory file serves tests and fuzzers: past this it is an error, not
+ * an allocation that would take the process down. */
+#define MEM_IO_MAX (1ull << 30)
+
 static int mem_reserve(struct mem_io *m, uint64_t size)
 {
-	if (size > SIZE_MAX / 2)
+	if (size > MEM_IO_MAX || size > SIZE_MAX / 2)
 		return -EFBIG;
 	if (size <= m->cap)
 		return 0;

@@ -328,11 +328,22 @@ static int load_bat(struct vhd_image *img, struct vhd_error *err)
 			if (!vhd_locator_known(l->code) || !space)
 				continue;
 			uint64_t e = l->data_offset + space;
-			if (e <= l->data_offset || e > (uint64_t)VHD_BAT_FREE * VHD_SECTOR_SIZE)
-				continue;       /* past what a BAT can address: no block meets it */
-			/* Even a locator past the end of the file is metadata: once the
-			 * file grows over it, a block there would make the image
-			 * unopenable. */
+			if (!vhd_range_ok(l->data_offset, space, img->footer_offset)) {
+				/* Damaged.  Readable, but a writer could grow the file
+				 * over it and leave an image that no longer opens. */
+				char why[160];
+				vhd_format(why, sizeof(why),
+					   "parent locator %d (0x%llx, %llu bytes) lies past the end of the data", i,
+					   (unsigned long long)l->data_offset, (unsigned long long)space);
+				if (img->open_flags & VHD_OPEN_RDWR) {
+					vhd_set_error(err, -EINVAL,
+						      "%s: %s; refusing to open it for writing (vhdtool check --repair)",
+						      name, why);
+					return -EINVAL;
+				}
+				vhd_img_warn(img, "%s", why);
+				continue;
+			}
 			meta[nmeta++] = (struct region){ l->data_offset, e, "a parent locator" };
 			if (l->data_offset + space > meta_end)
 				meta_end = l->data_offset + space;

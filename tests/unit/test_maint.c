@@ -1149,7 +1149,7 @@ Test(maint_resize, grow_differencing_moves_locators)
  * same handle returns valid = false and an empty path (data_offset
  * 1060352, past the 532480-byte file at open); a reopen reads them fine.
  */
-Test(maint_resize, locators_readable_on_the_handle_after_a_grow, .disabled = true)
+Test(maint_resize, locators_readable_on_the_handle_after_a_grow)
 {
 	const char *parent = in_dir("parent.vhd");
 	const char *child = in_dir("child.vhd");
