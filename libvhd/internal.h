@@ -239,6 +239,9 @@ static inline uint64_t vhd_block_offset(const struct vhd_image *img, uint32_t bl
 int vhd_write_file(struct vhd_image *img, const void *buf, size_t len, uint64_t off);
 /* What [off, off + len) reads as below this layer (zeros, or the parent). */
 int vhd_read_below(struct vhd_image *img, void *buf, size_t len, uint64_t off);
+/* Make room for len bytes of new blocks at once: one flush, not one per
+ * growth step (meta_lock not held). */
+int vhd_reserve_room(struct vhd_image *img, uint64_t len);
 /* Claim len bytes of new file space at the end (meta_lock held). */
 int vhd_claim_space(struct vhd_image *img, uint64_t len, uint64_t *off);
 /* Rewrite the end footer and the copy at 0 from img->footer, then flush. */

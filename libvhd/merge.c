@@ -43,6 +43,30 @@ int vhd_merge(struct vhd_image *img, struct vhd_image *target, vhd_progress_fn p
 	if (!buf)
 		return vhd_img_error(img, -ENOMEM, "out of memory");
 
+	/* Room for the blocks the target lacks, claimed with one flush. */
+	if (target->footer.disk_type != VHD_TYPE_FIXED) {
+		uint64_t fresh = 0;
+		uint32_t last = VHD_BAT_FREE;
+		for (uint64_t off = 0; off < img->virtual_size;) {
+			struct vhd_extent ext;
+			r = vhd_block_status(img, off, img->virtual_size - off, &ext);
+			if (r < 0)
+				goto out;
+			if ((ext.flags & VHD_EXTENT_DATA) && ext.depth < depth) {
+				for (uint64_t b = off >> target->block_shift;
+				     b <= (off + ext.length - 1) >> target->block_shift && b < target->bat_entries; b++)
+					if (b != last && vhd_bat_get(target, (uint32_t)b) == VHD_BAT_FREE)
+						fresh++, last = (uint32_t)b;
+			}
+			off += ext.length;
+		}
+		r = vhd_reserve_room(target, fresh * ((uint64_t)target->bitmap_bytes + target->block_size));
+		if (r < 0) {
+			vhd_img_error(img, r, "%s", vhd_errmsg(target));
+			goto out;
+		}
+	}
+
 	/*
 	 * Every range some layer above the target holds, as the top of the
 	 * chain reads it (the uppermost copy wins).  Rewriting the same bytes

@@ -66,6 +66,32 @@ static void view_footer(struct repairer *c, uint64_t off, unsigned len, struct f
 	v->sum_ok = v->valid && vhd_checksum(v->raw, len, 64) == v->f.checksum;
 }
 
+/* Does [off, off + len) read as zeros?  Holes are not read. */
+static bool gap_is_zero(struct repairer *c, uint64_t off, uint64_t len)
+{
+	uint8_t buf[4096];
+	while (len) {
+		uint64_t n = len;
+		bool is_data = true;
+		if (c->io->ops->data_extent && c->io->ops->data_extent(c->io, off, &n, &is_data) == 0 && n)
+			n = vhd_min_u64(n, len);
+		else
+			n = len;
+		for (uint64_t d = 0; is_data && d < n;) {
+			size_t k = (size_t)vhd_min_u64(sizeof(buf), n - d);
+			if (c->io->ops->pread(c->io, buf, k, off + d) < 0)
+				return false;
+			for (size_t i = 0; i < k; i++)
+				if (buf[i])
+					return false;
+			d += k;
+		}
+		off += n;
+		len -= n;
+	}
+	return true;
+}
+
 int vhd_repair_io(struct vhd_io *io, unsigned flags, struct vhd_check_report *rep)
 {
 	struct repairer c = { io, rep, (flags & VHD_REPAIR_DRY_RUN) != 0, 0 };
@@ -164,6 +190,10 @@ int vhd_repair_io(struct vhd_io *io, unsigned flags, struct vhd_check_report *re
 	}
 	uint8_t sector[VHD_SECTOR_SIZE];
 	uint64_t ref_end = meta_end;
+	uint32_t *live = vhd_malloc((needed ? needed : 1) * sizeof(*live));
+	size_t nlive = 0;
+	if (!live)
+		return -ENOMEM;
 	for (uint64_t s = 0; s < vhd_bat_bytes(needed) / VHD_SECTOR_SIZE; s++) {
 		uint64_t at = h.table_offset + s * VHD_SECTOR_SIZE;
 		bool changed = false;
@@ -193,16 +223,39 @@ int vhd_repair_io(struct vhd_io *io, unsigned flags, struct vhd_check_report *re
 			}
 			if (off + span > ref_end)
 				ref_end = off + span;
+			live[nlive++] = e;
 		}
 		if (changed) {
 			r = put(&c, sector, sizeof(sector), at);
-			if (r < 0)
+			if (r < 0) {
+				vhd_free(live);
 				return r;
+			}
 		}
 	}
 	r = sync_io(&c);
-	if (r < 0)
+	if (r < 0) {
+		vhd_free(live);
 		return r;
+	}
+	/* Space between blocks that nothing refers to and that holds data
+	 * (blocks a crashed writer never entered): punched, so it holds none. */
+	vhd_sort_u32(live, nlive);
+	uint64_t at = vhd_block_slot(meta_end, bitmap), leaked = 0;
+	for (size_t i = 0; i <= nlive; i++) {
+		uint64_t next = i < nlive ? (uint64_t)live[i] * VHD_SECTOR_SIZE : ref_end;
+		if (next > at && next - at >= 4096 && !gap_is_zero(&c, at, next - at)) {
+			leaked += next - at;
+			if (!c.dry && io->ops->discard)
+				io->ops->discard(io, at, next - at);
+		}
+		if (i < nlive && next + span > at)
+			at = next + span;
+	}
+	vhd_free(live);
+	if (leaked)
+		action(&c, "file", 0, "%llu bytes of leaked space between blocks punched (they now read as zeros)",
+		       (unsigned long long)leaked);
 
 	/*
 	 * The footer: after the last thing referenced (space beyond is

@@ -267,6 +267,16 @@ static int reserve_space(struct vhd_image *img, uint64_t need)
 	return r;
 }
 
+int vhd_reserve_room(struct vhd_image *img, uint64_t len)
+{
+	if (img->next_block + len <= img->footer_offset)
+		return 0;
+	vhd_mutex_lock(img->meta_lock);
+	int r = reserve_space(img, len);
+	vhd_mutex_unlock(img->meta_lock);
+	return r;
+}
+
 int vhd_claim_space(struct vhd_image *img, uint64_t len, uint64_t *off)
 {
 	*off = img->next_block;

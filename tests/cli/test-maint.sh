@@ -149,6 +149,30 @@ expect_status 0 vhdtool check --repair "$T/image-differential.vhd"
 qemu-img info -f vpc "$T/image.vhd" >/dev/null || fail "qemu-img still refuses the repaired image"
 qemu-img convert -f vpc -O raw "$T/image-differential.vhd" "$T/idiff.raw" || fail "qemu-img refuses the repaired child"
 
+# A full file system: resize and merge fail with a clear message, and the
+# image they were working on still checks clean with its contents.
+if [ "$(id -u)" = 0 ] && mkdir "$T/full" && mount -t tmpfs -o size=14m tmpfs "$T/full" 2>/dev/null; then
+	unmount_full() { umount "$T/full" 2>/dev/null || true; }
+	on_exit unmount_full
+	truncate -s 32M "$T/fz.raw"; put_data "$T/fz.raw" fz 0 $((6 * 1024 * 1024))
+	cp "$T/fz.raw" "$T/fz2.raw"; put_data "$T/fz2.raw" fz2 $((16 * 1024 * 1024)) $((6 * 1024 * 1024))
+	vhdtool convert "$T/fz.raw" "$T/full/z.vhd"
+	vhdtool convert -B "$T/full/z.vhd" "$T/fz2.raw" "$T/full/kid.vhd"
+	avail=$(df -B1 --output=avail "$T/full" | tail -1)
+	head -c $((avail - 1024 * 1024)) /dev/zero >"$T/full/filler" 2>/dev/null || true
+	# Growing over the BAT's room moves blocks into space that is not there.
+	expect_error "no space left on device" vhdtool resize "$T/full/z.vhd" 600G
+	expect_status 0 vhdtool check --repair "$T/full/z.vhd"
+	qemu-img compare -q -f raw -F vpc "$T/fz.raw" "$T/full/z.vhd" || fail "resize on a full disk changed the contents"
+	# Merging needs new blocks in the parent.
+	expect_error "no space left on device" vhdtool merge "$T/full/kid.vhd"
+	expect_status 0 vhdtool check --repair "$T/full/z.vhd"
+	expect_status 0 vhdtool check "$T/full/kid.vhd"
+	vhdtool convert -O raw "$T/full/kid.vhd" "$T/kidz.raw"
+	cmp "$T/fz2.raw" "$T/kidz.raw" || fail "the child reads differently after a failed merge"
+	umount "$T/full"
+fi
+
 # compact refuses an image another process holds open for writing.
 vhdtool convert "$T/a.raw" "$T/busy.vhd"
 "$VHDNBD" --socket "$T/busy.sock" "$T/busy.vhd" 2>/dev/null &
