@@ -69,11 +69,52 @@ static char *relative_path(const char *from, const char *target)
 	return out;
 }
 
+/*
+ * Open the parent at parent_path (read-only) and describe it as seen from
+ * the folder that holds (or will hold) child_path.  ref_free undoes it.
+ */
+static int parent_ref_open(const char *child_path, const char *parent_path,
+			   struct vhd_parent_ref *ref, struct vhd_error *err)
+{
+	char *child_dir = real_dir_of(child_path);
+	char *parent_abs = realpath(parent_path, NULL);
+	int r = 0;
+
+	memset(ref, 0, sizeof(*ref));
+	if (!child_dir || !parent_abs) {
+		r = -errno;
+		vhd_set_error(err, r, "%s: cannot resolve the folder: %s",
+			      parent_abs ? child_path : parent_path, strerror(errno));
+	} else if (!(ref->relative_path = relative_path(child_dir, parent_abs))) {
+		r = -ENOMEM;
+		vhd_set_error(err, r, "out of memory");
+	} else {
+		r = vhd_open(parent_path, 0, &ref->image, err);
+	}
+	free(child_dir);
+	if (r < 0) {
+		free(parent_abs);
+		free((char *)ref->relative_path);
+		memset(ref, 0, sizeof(*ref));
+		return r;
+	}
+	ref->absolute_path = parent_abs;
+	return 0;
+}
+
+static void parent_ref_free(struct vhd_parent_ref *ref)
+{
+	if (ref->image)
+		vhd_close(ref->image);
+	free((char *)ref->relative_path);
+	free((char *)ref->absolute_path);
+	memset(ref, 0, sizeof(*ref));
+}
+
 int vhd_create(const char *path, const struct vhd_create_params *params, struct vhd_image **out,
 	       struct vhd_error *err)
 {
 	struct vhd_parent_ref ref = { 0 };
-	char *parent_abs = NULL, *child_dir = NULL, *rel = NULL;
 	struct vhd_io *io = NULL;
 	int r;
 
@@ -88,76 +129,31 @@ int vhd_create(const char *path, const struct vhd_create_params *params, struct 
 			vhd_set_error(err, -EINVAL, "a differencing image needs a parent");
 			return -EINVAL;
 		}
-		r = vhd_open(params->parent, 0, &ref.image, err);
+		r = parent_ref_open(path, params->parent, &ref, err);
 		if (r < 0)
 			return r;
-		parent_abs = realpath(params->parent, NULL);
-		child_dir = real_dir_of(path);
-		if (!parent_abs || !child_dir) {
-			r = -errno;
-			vhd_set_error(err, r, "%s: cannot resolve the folder: %s",
-				      parent_abs ? path : params->parent, strerror(errno));
-			goto out;
-		}
-		rel = relative_path(child_dir, parent_abs);
-		if (!rel) {
-			r = -ENOMEM;
-			vhd_set_error(err, r, "out of memory");
-			goto out;
-		}
-		ref.relative_path = rel;
-		ref.absolute_path = parent_abs;
 	}
 	r = vhd_io_posix_open(path, VHD_IO_RDWR | VHD_IO_CREATE, &io, err);
-	if (r < 0)
-		goto out;
-	r = vhd_create_io(io, params, ref.image ? &ref : NULL, out, err);
-	if (r < 0)
-		unlink(path); /* we made it; leave nothing half-written */
-out:
-	if (ref.image)
-		vhd_close(ref.image);
-	free(parent_abs);
-	free(child_dir);
-	free(rel);
+	if (r == 0) {
+		r = vhd_create_io(io, params, ref.image ? &ref : NULL, out, err);
+		if (r < 0)
+			unlink(path); /* we made it; leave nothing half-written */
+	}
+	parent_ref_free(&ref);
 	return r;
 }
 
 int vhd_set_parent_path(struct vhd_image *img, const char *parent_path, unsigned flags,
 			struct vhd_error *err)
 {
-	struct vhd_parent_ref ref = { 0 };
-	char *child_dir = real_dir_of(vhd_filename(img));
-	char *parent_abs = realpath(parent_path, NULL);
-	char *rel = NULL;
-	int r;
-
-	if (!child_dir || !parent_abs) {
-		r = -errno;
-		vhd_set_error(err, r, "%s: %s", parent_abs ? vhd_filename(img) : parent_path,
-			      strerror(errno));
-		goto out;
-	}
-	r = vhd_open(parent_path, 0, &ref.image, err);
+	struct vhd_parent_ref ref;
+	int r = parent_ref_open(vhd_filename(img), parent_path, &ref, err);
 	if (r < 0)
-		goto out;
-	rel = relative_path(child_dir, parent_abs);
-	if (!rel) {
-		r = -ENOMEM;
-		vhd_set_error(err, r, "out of memory");
-		goto out;
-	}
-	ref.relative_path = rel;
-	ref.absolute_path = parent_abs;
+		return r;
 	r = vhd_set_parent(img, &ref, flags);
 	if (r < 0)
 		vhd_set_error(err, r, "%s", vhd_errmsg(img));
-out:
-	if (ref.image)
-		vhd_close(ref.image);
-	free(child_dir);
-	free(parent_abs);
-	free(rel);
+	parent_ref_free(&ref);
 	return r;
 }
 

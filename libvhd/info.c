@@ -59,6 +59,19 @@ uint64_t vhd_virtual_size(const struct vhd_image *img)
 	return img->virtual_size;
 }
 
+const char *vhd_type_name(enum vhd_type type)
+{
+	switch (type) {
+	case VHD_TYPE_FIXED:
+		return "fixed";
+	case VHD_TYPE_DYNAMIC:
+		return "dynamic";
+	case VHD_TYPE_DIFFERENCING:
+		return "differencing";
+	}
+	return "unknown";
+}
+
 enum vhd_type vhd_get_type(const struct vhd_image *img)
 {
 	return (enum vhd_type)img->footer.disk_type;

@@ -223,6 +223,8 @@ VHD_API int vhd_discard(struct vhd_image *img, uint64_t off, uint64_t len);
 
 VHD_API uint64_t vhd_virtual_size(const struct vhd_image *img);
 VHD_API enum vhd_type vhd_get_type(const struct vhd_image *img);
+/* "fixed", "dynamic", "differencing" (or "unknown"). */
+VHD_API const char *vhd_type_name(enum vhd_type type);
 
 #define VHD_EXTENT_DATA 0x1u    /* some layer holds the range */
 #define VHD_EXTENT_ZERO 0x2u    /* the range is known to read as zeros */

@@ -53,19 +53,6 @@ void vhd_image_set_block_size(struct vhd_image *img, uint32_t block_size)
 		img->block_shift++;
 }
 
-static const char *type_name(uint32_t type)
-{
-	switch (type) {
-	case VHD_TYPE_FIXED:
-		return "fixed";
-	case VHD_TYPE_DYNAMIC:
-		return "dynamic";
-	case VHD_TYPE_DIFFERENCING:
-		return "differencing";
-	}
-	return "unknown";
-}
-
 /* What we found at one footer position. */
 struct footer_candidate {
 	bool present;           /* cookie found */
@@ -496,7 +483,7 @@ int vhd_open_io_depth(struct vhd_io *io, unsigned flags, int depth, const uint8_
 fail:
 	if (err && !err->code)
 		vhd_set_error(err, r, "%s: cannot open the %s image", io->name,
-			      type_name(img->footer.disk_type));
+			      vhd_type_name((enum vhd_type)img->footer.disk_type));
 	vhd_image_free(img);
 	return r;
 }

@@ -26,8 +26,7 @@ static const char *kind_name(enum vhd_finding_kind k)
 int cmd_check(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{ "json", no_argument, NULL, 'j' },
-		{ "output", required_argument, NULL, 'o' },
+		VT_OUTPUT_OPTIONS,
 		{ "repair", no_argument, NULL, 'r' },
 		{ "dry-run", no_argument, NULL, 'n' },
 		{ NULL, 0, NULL, 0 },
@@ -35,15 +34,11 @@ int cmd_check(int argc, char **argv)
 	bool json = false, repair = false, dry = false;
 	int c;
 	while ((c = getopt_long(argc, argv, "rn", opts, NULL)) != -1) {
-		if (c == 'j')
-			json = true;
-		else if (c == 'r')
+		if (c == 'r')
 			repair = true;
 		else if (c == 'n')
 			dry = true;
-		else if (c == 'o' && (strcmp(optarg, "json") == 0 || strcmp(optarg, "human") == 0))
-			json = strcmp(optarg, "json") == 0;
-		else
+		else if (vt_output_option(c, optarg, &json) != 1)
 			return vt_usage("check");
 	}
 	if (argc - optind != 1)
@@ -85,7 +80,7 @@ int cmd_check(int argc, char **argv)
 		printf("{\n  \"filename\": ");
 		json_string(stdout, file);
 		printf(",\n  \"format\": \"vpc\",\n  \"vhd-type\": \"%s\"",
-		       rep.type ? vt_type_name(rep.type) : "unknown");
+		       rep.type ? vhd_type_name(rep.type) : "unknown");
 		printf(",\n  \"check-errors\": %d", rep.complete ? 0 : 1);
 		printf(",\n  \"corruptions\": %u,\n  \"leaks\": %u,\n  \"leaked-bytes\": %" PRIu64
 		       ",\n  \"warnings\": %u",

@@ -72,7 +72,7 @@ static void print_json(FILE *f, struct vhd_image *img, int indent)
 	fprintf(f, "{\n%s  \"filename\": ", pad);
 	json_string(f, vhd_filename(img));
 	fprintf(f, ",\n%s  \"format\": \"vpc\",\n%s  \"vhd-type\": \"%s\"", pad, pad,
-		vt_type_name(in.type));
+		vhd_type_name(in.type));
 	fprintf(f, ",\n%s  \"virtual-size\": %" PRIu64, pad, in.virtual_size);
 	fprintf(f, ",\n%s  \"actual-size\": %" PRIu64, pad, actual_size(vhd_filename(img)));
 	fprintf(f, ",\n%s  \"file-size\": %" PRIu64, pad, in.file_size);
@@ -155,7 +155,7 @@ static void print_text(struct vhd_image *img, int level)
 	if (level)
 		printf("\nparent (level %d):\n", level);
 	printf("image: %s\n", vhd_filename(img));
-	printf("file format: vpc (%s)\n", vt_type_name(in.type));
+	printf("file format: vpc (%s)\n", vhd_type_name(in.type));
 	vt_format_size(in.virtual_size, sz, sizeof(sz));
 	printf("virtual size: %s (%" PRIu64 " bytes)%s\n", sz, in.virtual_size,
 	       in.size_from_geometry ? " [from CHS geometry]" : "");
@@ -207,20 +207,14 @@ static void print_text(struct vhd_image *img, int level)
 int cmd_info(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{ "json", no_argument, NULL, 'j' },
-		{ "output", required_argument, NULL, 'o' },
+		VT_OUTPUT_OPTIONS,
 		{ NULL, 0, NULL, 0 },
 	};
 	bool json = false;
 	int c;
-	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-		if (c == 'j')
-			json = true;
-		else if (c == 'o' && (strcmp(optarg, "json") == 0 || strcmp(optarg, "human") == 0))
-			json = strcmp(optarg, "json") == 0;
-		else
+	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1)
+		if (vt_output_option(c, optarg, &json) != 1)
 			return vt_usage("info");
-	}
 	if (argc - optind != 1)
 		return vt_usage("info");
 

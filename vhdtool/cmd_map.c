@@ -53,20 +53,14 @@ static void emit(struct vhd_image *img, const struct run *r, bool json, bool *fi
 int cmd_map(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{ "json", no_argument, NULL, 'j' },
-		{ "output", required_argument, NULL, 'o' },
+		VT_OUTPUT_OPTIONS,
 		{ NULL, 0, NULL, 0 },
 	};
 	bool json = false;
 	int c;
-	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-		if (c == 'j')
-			json = true;
-		else if (c == 'o' && (strcmp(optarg, "json") == 0 || strcmp(optarg, "human") == 0))
-			json = strcmp(optarg, "json") == 0;
-		else
+	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1)
+		if (vt_output_option(c, optarg, &json) != 1)
 			return vt_usage("map");
-	}
 	if (argc - optind != 1)
 		return vt_usage("map");
 

@@ -127,6 +127,20 @@ void vt_format_size(uint64_t bytes, char *buf, size_t len)
 		snprintf(buf, len, "%.3g %s", v, units[u]);
 }
 
+int vt_output_option(int c, const char *arg, bool *json)
+{
+	if (c == 'j') {
+		*json = true;
+		return 1;
+	}
+	if (c != 'o')
+		return 0;
+	if (strcmp(arg, "json") && strcmp(arg, "human"))
+		return -1;
+	*json = strcmp(arg, "json") == 0;
+	return 1;
+}
+
 void json_string(FILE *f, const char *s)
 {
 	fputc('"', f);
@@ -190,17 +204,4 @@ void progress_done(struct progress *p)
 	progress_update(p, p->total);
 	if (p->tty)
 		fputc('\n', stderr);
-}
-
-const char *vt_type_name(enum vhd_type t)
-{
-	switch (t) {
-	case VHD_TYPE_FIXED:
-		return "fixed";
-	case VHD_TYPE_DYNAMIC:
-		return "dynamic";
-	case VHD_TYPE_DIFFERENCING:
-		return "differencing";
-	}
-	return "unknown";
 }

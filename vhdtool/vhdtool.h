@@ -38,7 +38,12 @@ void vt_format_size(uint64_t bytes, char *buf, size_t len);
 int vt_parse_type(const char *s, enum vhd_type *t);
 int vt_parse_block_size(const char *s, uint32_t *out);
 uint64_t vt_azure_round(uint64_t size);
-const char *vt_type_name(enum vhd_type t);
+
+/* --json / --output=json|human, as qemu-img: the long options and the
+ * handling, shared by the commands that print results. */
+#define VT_OUTPUT_OPTIONS { "json", no_argument, NULL, 'j' }, { "output", required_argument, NULL, 'o' }
+/* Handles c if it is one of them: 1 done, -1 a bad --output, 0 not ours. */
+int vt_output_option(int c, const char *arg, bool *json);
 
 /* JSON output helpers. */
 void json_string(FILE *f, const char *s);
