@@ -115,7 +115,7 @@ unit: $(UNIT_BIN)
 	timeout 300 $(UNIT_BIN) --jobs 2
 
 cli: all
-	VHDTOOL=$(abspath $(BUILD)/vhdtool) timeout 900 tests/run.sh cli
+	VHDTOOL=$(abspath $(BUILD)/vhdtool) VHDNBD=$(abspath $(BUILD)/vhd-nbd) timeout 900 tests/run.sh cli
 
 nbd: all
 	VHDTOOL=$(abspath $(BUILD)/vhdtool) VHDNBD=$(abspath $(BUILD)/vhd-nbd) timeout 900 tests/run.sh nbd
@@ -125,7 +125,7 @@ asan:
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
 		timeout 600 build/asan/unit-tests --jobs 2
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 SANITIZED=1 \
-		VHDTOOL=$(abspath build/asan/vhdtool) timeout 1200 tests/run.sh cli
+		VHDTOOL=$(abspath build/asan/vhdtool) VHDNBD=$(abspath build/asan/vhd-nbd) timeout 1200 tests/run.sh cli
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 SANITIZED=1 \
 		VHDTOOL=$(abspath build/asan/vhdtool) VHDNBD=$(abspath build/asan/vhd-nbd) timeout 1200 tests/run.sh nbd
 

@@ -35,6 +35,30 @@ while IFS=$'\t' read -r file want what; do
 			grep -q "^vhdtool" "$T/.err" || fail "$cmd $file ($what): message does not start with vhdtool: $(head -1 "$T/.err")"
 		fi
 	done
+	# Served read-only by vhd-nbd: a clear refusal, or an export a client reads.
+	if [ -x "${VHDNBD:-}" ] && command -v nbdcopy >/dev/null; then
+		sd=$(mktemp -d /tmp/brk.XXXXXX)
+		"$VHDNBD" -r --socket "$sd/s" "$f" 2>"$T/nbd.err" &
+		npid=$!
+		for _ in $(seq 100); do
+			[ -S "$sd/s" ] && break
+			kill -0 $npid 2>/dev/null || break
+			sleep 0.02
+		done
+		if [ -S "$sd/s" ]; then
+			timeout 20 nbdcopy "nbd+unix:///?socket=$sd/s" null: 2>/dev/null \
+				|| echo "note: $file: the export reads with errors ($what)"
+			kill -TERM $npid
+		fi
+		set +e
+		wait $npid
+		rc=$?
+		set -e
+		rm -rf "$sd"
+		grep -qE 'AddressSanitizer|runtime error:' "$T/nbd.err" && { cat "$T/nbd.err"; fail "vhd-nbd on $file: sanitizer report"; }
+		[ $rc -lt 124 ] || fail "vhd-nbd on $file ($what): died (exit $rc)"
+		[ $rc = 0 ] || grep -q "^vhd-nbd: " "$T/nbd.err" || fail "vhd-nbd on $file refused without a message"
+	fi
 	[ "$(digest "$f")" = "$sum" ] || fail "a command wrote to $file ($what)"
 	cases=$((cases + 1))
 done <"$T/c/MANIFEST"
