@@ -40,7 +40,7 @@ UNIT_BIN    := $(BUILD)/unit-tests
 SONAME      := libvhd.so.$(SOVERSION)
 SHLIB       := $(BUILD)/libvhd.so.$(VERSION)
 
-.PHONY: all clean check deps unit cli nbd asan demo install core-purity freestanding bench
+.PHONY: all clean check deps unit cli nbd asan valgrind demo install core-purity freestanding bench
 all: $(BUILD)/libvhd.a $(BUILD)/libvhd.so $(BUILD)/vhdtool $(BUILD)/vhd-nbd $(BUILD)/libvhd.pc
 
 $(BUILD)/obj/libvhd/%.o: libvhd/%.c libvhd/*.h | $(BUILD)/obj/libvhd
@@ -129,12 +129,19 @@ asan:
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 SANITIZED=1 \
 		VHDTOOL=$(abspath build/asan/vhdtool) VHDNBD=$(abspath build/asan/vhd-nbd) timeout 1200 tests/run.sh nbd
 
+# The CLI tests that read hostile and foreign images, with vhdtool under valgrind.
+VALGRIND_TESTS := test-dfvfs.sh test-broken.sh test-chain.sh test-create.sh test-maint.sh
+valgrind: all
+	VALGRIND_VHDTOOL=$(abspath $(BUILD)/vhdtool) VHDTOOL=$(abspath tests/valgrind-vhdtool.sh) \
+		VHDNBD=$(abspath $(BUILD)/vhd-nbd) TEST_BUDGET=600 timeout 1200 tests/run.sh cli $(VALGRIND_TESTS)
+
 check: deps
 	$(MAKE) all freestanding
 	$(MAKE) unit
 	$(MAKE) cli
 	$(MAKE) nbd
 	$(MAKE) asan
+	$(MAKE) valgrind
 	$(MAKE) fuzz-replay
 	@echo "make check: every suite passed"
 
