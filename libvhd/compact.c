@@ -79,6 +79,26 @@ static int compact_fixed(struct compactor *c)
 
 /* ---- step 1: what holds nothing ------------------------------------------- */
 
+/* The end of the metadata: footer copy, header, BAT, locators. */
+static uint64_t metadata_end(struct vhd_image *img)
+{
+	uint64_t end = img->footer.data_offset + VHD_HEADER_SIZE;
+	uint64_t bat = img->header.table_offset + vhd_bat_bytes(img->header.max_table_entries);
+	if (bat > end)
+		end = bat;
+	for (int i = 0; i < VHD_LOCATOR_COUNT; i++) {
+		const struct vhd_locator_entry *l = &img->header.loc[i];
+		uint64_t e = l->data_offset + vhd_locator_space_bytes(l);
+		/* Even a locator past the end keeps blocks off its place (as
+		 * open.c does), or the image would not open again. */
+		if (vhd_locator_known(l->code) && e > end && e > l->data_offset &&
+		    e <= (uint64_t)VHD_BAT_FREE * VHD_SECTOR_SIZE)
+			end = e;
+	}
+	return end;
+}
+
+
 /*
  * Is block blk redundant?  Dynamic: it reads as zeros.  Differencing: each
  * sector it holds equals what the parent returns there; sectors that equal
@@ -163,7 +183,12 @@ static int free_redundant_blocks(struct compactor *c)
 			continue;
 		}
 		/* Its space is refilled, cut off, or punched once the moves are
-		 * done (punch_gaps). */
+		 * done; all but a block before metadata that lies after blocks (a
+		 * locator set-parent or resize put at the end): punched now, as
+		 * nothing will move there.  Safe either way: it reads the same. */
+		if (vhd_block_offset(img, blk) < metadata_end(img))
+			punch(img, vhd_block_offset(img, blk),
+			      (uint64_t)img->bitmap_bytes + img->block_size);
 		__atomic_store_n(&img->bat[blk], VHD_BAT_FREE, __ATOMIC_RELEASE);
 		vhd_state_set(img, blk, VHD_BLOCK_UNKNOWN);
 		vhd_mark_bat_dirty(img, blk);
@@ -214,25 +239,6 @@ static void sort_live(struct live *v, size_t n)
 			root = ch;
 		}
 	}
-}
-
-/* The end of the metadata: footer copy, header, BAT, locators. */
-static uint64_t metadata_end(struct vhd_image *img)
-{
-	uint64_t end = img->footer.data_offset + VHD_HEADER_SIZE;
-	uint64_t bat = img->header.table_offset + vhd_bat_bytes(img->header.max_table_entries);
-	if (bat > end)
-		end = bat;
-	for (int i = 0; i < VHD_LOCATOR_COUNT; i++) {
-		const struct vhd_locator_entry *l = &img->header.loc[i];
-		uint64_t e = l->data_offset + vhd_locator_space_bytes(l);
-		/* Even a locator past the end keeps blocks off its place (as
-		 * open.c does), or the image would not open again. */
-		if (vhd_locator_known(l->code) && e > end && e > l->data_offset &&
-		    e <= (uint64_t)VHD_BAT_FREE * VHD_SECTOR_SIZE)
-			end = e;
-	}
-	return end;
 }
 
 static int relocate_and_cut(struct compactor *c)

@@ -34,6 +34,15 @@ int vhd_merge(struct vhd_image *img, struct vhd_image *target, vhd_progress_fn p
 				     target->io->name, img->io->name);
 	if (target->read_only)
 		return vhd_img_error(img, -EROFS, "%s is open read-only", target->io->name);
+	/* A layer between that is smaller than img makes the chain read zeros
+	 * past its end; merging cannot say that in the target: refuse. */
+	for (struct vhd_image *l = img->parent; l && l != target &&
+	     memcmp(l->footer.uuid, target->footer.uuid, 16) != 0; l = l->parent)
+		if (l->virtual_size < img->virtual_size)
+			return vhd_img_error(img, -EINVAL,
+					     "%s (%llu bytes) lies between and is smaller than %s (%llu bytes); merge it first or resize it",
+					     l->io->name, (unsigned long long)l->virtual_size, img->io->name,
+					     (unsigned long long)img->virtual_size);
 	if (target->virtual_size < img->virtual_size)
 		return vhd_img_error(img, -ENOSPC,
 				     "%s (%llu bytes) is smaller than %s (%llu bytes); resize it first",

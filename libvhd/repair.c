@@ -179,14 +179,28 @@ int vhd_repair_io(struct vhd_io *io, unsigned flags, struct vhd_check_report *re
 	}
 	uint32_t bitmap = vhd_bitmap_bytes(h.block_size);
 	uint64_t span = (uint64_t)bitmap + h.block_size;
-	uint64_t meta_end = h.table_offset + vhd_bat_bytes(h.max_table_entries);
-	if (f.data_offset + VHD_HEADER_SIZE > meta_end)
-		meta_end = f.data_offset + VHD_HEADER_SIZE;
-	for (int i = 0; i < VHD_LOCATOR_COUNT; i++) {
-		uint64_t e = h.loc[i].data_offset + vhd_locator_space_bytes(&h.loc[i]);
-		if (h.loc[i].code && vhd_range_ok(h.loc[i].data_offset, vhd_locator_space_bytes(&h.loc[i]), data_end) &&
-		    e > meta_end)
-			meta_end = e;
+	/* The metadata as regions: a locator may lie before, between or
+	 * after the blocks (set-parent and resize put new ones at the end). */
+	struct { uint64_t start, end; } meta[3 + VHD_LOCATOR_COUNT];
+	size_t nmeta = 0;
+	meta[nmeta].start = 0, meta[nmeta++].end = VHD_FOOTER_SIZE;
+	meta[nmeta].start = f.data_offset, meta[nmeta++].end = f.data_offset + VHD_HEADER_SIZE;
+	meta[nmeta].start = h.table_offset;
+	meta[nmeta++].end = h.table_offset + vhd_bat_bytes(h.max_table_entries);
+	for (int i = 0; f.disk_type == VHD_TYPE_DIFFERENCING && i < VHD_LOCATOR_COUNT; i++) {
+		uint64_t space = vhd_locator_space_bytes(&h.loc[i]);
+		if (vhd_locator_known(h.loc[i].code) && space &&
+		    vhd_range_ok(h.loc[i].data_offset, space, data_end)) {
+			meta[nmeta].start = h.loc[i].data_offset;
+			meta[nmeta++].end = h.loc[i].data_offset + space;
+		}
+	}
+	uint64_t meta_end = 0, first_meta_end = 0;
+	for (size_t i = 0; i < nmeta; i++) {
+		if (meta[i].end > meta_end)
+			meta_end = meta[i].end;
+		if (i < 3 && meta[i].end > first_meta_end)
+			first_meta_end = meta[i].end;   /* footer copy, header, BAT */
 	}
 	uint8_t sector[VHD_SECTOR_SIZE];
 	uint64_t ref_end = meta_end;
@@ -199,6 +213,7 @@ int vhd_repair_io(struct vhd_io *io, unsigned flags, struct vhd_check_report *re
 		bool changed = false;
 		if (io->ops->pread(io, sector, sizeof(sector), at) < 0) {
 			rep->complete = false;
+			vhd_free(live);
 			return 0;
 		}
 		for (uint32_t k = 0; k < VHD_SECTOR_SIZE / 4 && s * 128 + k < needed; k++) {
@@ -208,7 +223,9 @@ int vhd_repair_io(struct vhd_io *io, unsigned flags, struct vhd_check_report *re
 			if (e == VHD_BAT_FREE)
 				continue;
 			bool outside = !vhd_range_ok(off, span, data_end);
-			bool into_meta = off < meta_end;
+			bool into_meta = false;
+			for (size_t mi = 0; mi < nmeta; mi++)
+				into_meta |= off < meta[mi].end && meta[mi].start < off + span;
 			if (outside || into_meta) {
 				action(&c, "bat", at + 4 * k,
 				       "entry %llu (-> 0x%llx) dropped: it points %s; virtual bytes %llu-%llu now read as %s",
@@ -241,13 +258,29 @@ int vhd_repair_io(struct vhd_io *io, unsigned flags, struct vhd_check_report *re
 	/* Space between blocks that nothing refers to and that holds data
 	 * (blocks a crashed writer never entered): punched, so it holds none. */
 	vhd_sort_u32(live, nlive);
-	uint64_t at = vhd_block_slot(meta_end, bitmap), leaked = 0;
+	uint64_t at = vhd_block_slot(first_meta_end, bitmap), leaked = 0;
 	for (size_t i = 0; i <= nlive; i++) {
 		uint64_t next = i < nlive ? (uint64_t)live[i] * VHD_SECTOR_SIZE : ref_end;
-		if (next > at && next - at >= 4096 && !gap_is_zero(&c, at, next - at)) {
-			leaked += next - at;
-			if (!c.dry && io->ops->discard)
-				io->ops->discard(io, at, next - at);
+		/* The gap [at, next) less the metadata inside it. */
+		while (at < next) {
+			for (bool moved = true; moved;) {
+				moved = false;
+				for (size_t mi = 0; mi < nmeta; mi++)
+					if (meta[mi].start <= at && at < meta[mi].end)
+						at = meta[mi].end, moved = true;
+			}
+			if (at >= next)
+				break;
+			uint64_t stop = next;
+			for (size_t mi = 0; mi < nmeta; mi++)
+				if (meta[mi].start > at && meta[mi].start < stop)
+					stop = meta[mi].start;
+			if (stop - at >= 4096 && !gap_is_zero(&c, at, stop - at)) {
+				leaked += stop - at;
+				if (!c.dry && io->ops->discard)
+					io->ops->discard(io, at, stop - at);
+			}
+			at = stop;
 		}
 		if (i < nlive && next + span > at)
 			at = next + span;

@@ -54,7 +54,7 @@ static int resize_fixed(struct vhd_image *img, uint64_t size, unsigned flags)
 {
 	uint64_t old = img->virtual_size;
 	static const uint8_t zeros[VHD_FOOTER_SIZE];
-	int r;
+	int r = 0;
 	if (size < old) {
 		bool data;
 		r = fixed_has_data(img, size, old, &data);
@@ -71,11 +71,24 @@ static int resize_fixed(struct vhd_image *img, uint64_t size, unsigned flags)
 	 * The old footer is where it was, which is not always the old size
 	 * (a CHS-sized image has data past its disk). */
 	uint64_t old_footer = img->footer_offset;
+	if (old_footer < size) {
+		/* Growing: first the file ends at the new place with the old size,
+		 * so the old footer and any slack can be zeroed before the new
+		 * range becomes part of the disk. */
+		r = vhd_write_file(img, img->footer_raw, VHD_FOOTER_SIZE, size);
+		if (r == 0)
+			r = vhd_sync(img);
+		if (r < 0)
+			return r;
+		img->footer_offset = size;
+	}
 	set_size(img, size);
 	img->footer_offset = size;
-	r = vhd_write_footers(img);
-	if (r < 0)
-		return r;
+	if (old_footer > size) {
+		r = vhd_write_footers(img);
+		if (r < 0)
+			return r;
+	}
 	if (old_footer > size) {
 		r = img->io->ops->truncate(img->io, size + VHD_FOOTER_SIZE);
 		if (r < 0)
@@ -83,7 +96,8 @@ static int resize_fixed(struct vhd_image *img, uint64_t size, unsigned flags)
 					     vhd_strerror(r));
 	} else if (old_footer < size) {
 		/* The new range reads zeros: the old footer and any slack between
-		 * the old disk end and it (a CHS-sized image) are cleared. */
+		 * the old disk end and it (a CHS-sized image) are cleared, then the
+		 * footer says the new size. */
 		uint64_t from = old < old_footer ? old : old_footer;
 		uint64_t len = old_footer + VHD_FOOTER_SIZE - from;
 		if (!img->io->ops->discard || img->io->ops->discard(img->io, from, len) < 0)
@@ -92,6 +106,8 @@ static int resize_fixed(struct vhd_image *img, uint64_t size, unsigned flags)
 						   from + o);
 		if (r == 0)
 			r = vhd_sync(img);
+		if (r == 0)
+			r = vhd_write_footers(img);
 	}
 	img->file_size = size + VHD_FOOTER_SIZE;
 	return r;
@@ -276,6 +292,13 @@ static int resize_dynamic(struct vhd_image *img, uint64_t size, unsigned flags)
 		/* Moved locators are in place before their old space is overwritten. */
 		if (r == 0 && header_changed)
 			r = write_header(img);
+		if (r < 0)
+			goto out;
+		/* So are the moved blocks' new entries (in the old table): only then
+		 * may the larger table be written over their old places. */
+		vhd_mutex_unlock(img->meta_lock);
+		r = vhd_flush(img);
+		vhd_mutex_lock(img->meta_lock);
 		if (r == 0)
 			r = grow_tables(img, (uint32_t)needed);
 		if (r < 0)
@@ -285,8 +308,8 @@ static int resize_dynamic(struct vhd_image *img, uint64_t size, unsigned flags)
 		for (uint32_t i = old_entries; i < needed; i += VHD_SECTOR_SIZE / 4)
 			vhd_mark_bat_dirty(img, i);
 		vhd_mark_bat_dirty(img, (uint32_t)needed - 1);
-		/* Moved blocks' entries, then the new free entries, durable before
-		 * the header declares the larger table. */
+		/* The new free entries, durable before the header declares the
+		 * larger table. */
 		vhd_mutex_unlock(img->meta_lock);
 		r = vhd_flush(img);
 		vhd_mutex_lock(img->meta_lock);

@@ -246,12 +246,14 @@ void vhd_mark_bat_dirty(struct vhd_image *img, uint32_t blk)
  * reach the disk in.  Growing by up to 256 MiB at a time keeps the flushes
  * rare; vhd_close gives back the room that was not used.
  */
-static int reserve_space(struct vhd_image *img, uint64_t need)
+static int reserve_space(struct vhd_image *img, uint64_t need, bool exact)
 {
 	static const uint8_t zeros[VHD_FOOTER_SIZE];
 	uint64_t grow = vhd_min_u64(img->next_block, 256u << 20);
 	if (grow < 4 * need)
 		grow = 4 * need;
+	if (exact)
+		grow = need;
 	uint64_t old = img->footer_offset;
 	uint64_t end = vhd_block_slot(img->next_block + grow, img->bitmap_bytes);
 	int r = write_footer_at(img, end);
@@ -272,7 +274,7 @@ int vhd_reserve_room(struct vhd_image *img, uint64_t len)
 	if (img->next_block + len <= img->footer_offset)
 		return 0;
 	vhd_mutex_lock(img->meta_lock);
-	int r = reserve_space(img, len);
+	int r = reserve_space(img, len, true);
 	vhd_mutex_unlock(img->meta_lock);
 	return r;
 }
@@ -285,7 +287,7 @@ int vhd_claim_space(struct vhd_image *img, uint64_t len, uint64_t *off)
 				     "%s: the file has reached the 2 TiB that a BAT can address",
 				     img->io->name);
 	if (*off + len > img->footer_offset) {
-		int r = reserve_space(img, len);
+		int r = reserve_space(img, len, false);
 		if (r < 0)
 			return r;
 	}

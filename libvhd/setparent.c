@@ -73,7 +73,8 @@ int vhd_set_parent(struct vhd_image *img, const struct vhd_parent_ref *parent, u
 		for (int i = 0; i < VHD_LOCATOR_COUNT; i++) {
 			const struct vhd_locator_entry *l = &img->header.loc[i];
 			uint64_t space = vhd_locator_space_bytes(l);
-			if (!l->code || !vhd_range_ok(l->data_offset, space, img->footer_offset))
+			if (!vhd_locator_known(l->code) ||
+			    !vhd_range_ok(l->data_offset, space, img->footer_offset))
 				continue;
 			for (uint64_t o = 0; o < space; o += sizeof(zeros))
 				vhd_write_file(img, zeros, (size_t)vhd_min_u64(sizeof(zeros), space - o),

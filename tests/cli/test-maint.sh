@@ -138,6 +138,23 @@ expect_error "ignore-id-mismatch" vhdtool set-parent "$T/sp.vhd" "$T/imposter.vh
 vhdtool set-parent --ignore-id-mismatch "$T/sp.vhd" "$T/imposter.vhd" >/dev/null
 expect_status 0 vhdtool check "$T/sp.vhd"
 
+# Locators that set-parent put after the blocks are metadata to repair too:
+# it must not drop the blocks before them.
+cp "$T/a.raw" "$T/rk.raw"; put_data "$T/rk.raw" rk 0 $((6 * 1024 * 1024))
+vhdtool convert -B "$T/new/p.vhd" "$T/rk.raw" "$T/rk.vhd"
+vhdtool set-parent "$T/rk.vhd" "$T/new/p.vhd" >/dev/null
+expect_status 0 vhdtool check --repair "$T/rk.vhd"
+vhdtool convert -O raw "$T/rk.vhd" "$T/rk.out"
+cmp "$T/rk.raw" "$T/rk.out" || fail "repair after set-parent changed the child"
+
+# A smaller layer between the child and the target: merge refuses.
+vhdtool convert "$T/a.raw" "$T/sb.vhd"
+vhdtool create -b "$T/sb.vhd" "$T/smid.vhd" >/dev/null
+vhdtool resize --shrink "$T/smid.vhd" 8M >/dev/null
+vhdtool create -b "$T/smid.vhd" "$T/stop.vhd" >/dev/null
+vhdtool resize "$T/stop.vhd" 32M >/dev/null
+expect_error "smaller than" vhdtool merge --into "$T/sb.vhd" "$T/stop.vhd"
+
 # check --repair on the two checksum-damaged dfvfs images: qemu-img reads them after.
 for f in image image-differential; do cp "$FIXTURES/dfvfs/$f.vhd" "$T/"; chmod u+w "$T/$f.vhd"; done
 sum=$(digest "$T/image.vhd")
