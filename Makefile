@@ -24,7 +24,7 @@ LDLIBS      := -luuid -lz -pthread
 
 # The core builds freestanding (efiboot): it must include no POSIX or stdio
 # header and reach the host only through struct vhd_io and platform.h.
-CORE_SRCS   := format utf footer header bitmap bat open rw zero resize compact merge setparent repair info chain create check io_mem io_fault
+CORE_SRCS   := format utf footer header bitmap bat open rw zero resize compact merge setparent repair io_util info chain create check io_mem io_fault
 HOST_SRCS   := io_posix platform_posix host
 LIB_OBJS    := $(addprefix $(BUILD)/obj/libvhd/,$(addsuffix .o,$(CORE_SRCS) $(HOST_SRCS)))
 

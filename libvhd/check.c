@@ -92,86 +92,15 @@ struct region {
 	uint32_t block;     /* BAT index of a data block */
 };
 
-static int region_cmp_less(const struct region *a, const struct region *b)
+static bool region_less(const void *a, const void *b)
 {
-	return a->start < b->start;
+	return ((const struct region *)a)->start < ((const struct region *)b)->start;
 }
 
-/* Sort regions by start: heapsort (no libc qsort in the core). */
-static void sort_regions(struct region *v, size_t n)
-{
-	for (size_t start = n / 2; start-- > 0;) {
-		for (size_t root = start;;) {
-			size_t child = 2 * root + 1;
-			if (child >= n)
-				break;
-			if (child + 1 < n && region_cmp_less(&v[child], &v[child + 1]))
-				child++;
-			if (!region_cmp_less(&v[root], &v[child]))
-				break;
-			struct region t = v[root];
-			v[root] = v[child];
-			v[child] = t;
-			root = child;
-		}
-	}
-	for (size_t end = n; end-- > 1;) {
-		struct region t = v[0];
-		v[0] = v[end];
-		v[end] = t;
-		for (size_t root = 0;;) {
-			size_t child = 2 * root + 1;
-			if (child >= end)
-				break;
-			if (child + 1 < end && region_cmp_less(&v[child], &v[child + 1]))
-				child++;
-			if (!region_cmp_less(&v[root], &v[child]))
-				break;
-			struct region tt = v[root];
-			v[root] = v[child];
-			v[child] = tt;
-			root = child;
-		}
-	}
-}
-
-/*
- * Does [off, off + len) hold nothing but zeros?  Holes are skipped without
- * reading; without hole information at most 1 GiB is read.
- */
+/* Does [off, off + len) read as zeros?  At most 1 GiB of data is read. */
 static bool reads_as_zero(struct checker *c, uint64_t off, uint64_t len)
 {
-	static const uint64_t max_scan = 1ull << 30;
-	uint8_t buf[4096];
-	uint64_t scanned = 0;
-
-	while (len) {
-		uint64_t n = len;
-		bool is_data = true;
-		if (!c->io->ops->data_extent || c->io->ops->data_extent(c->io, off, &n, &is_data) < 0 ||
-		    n == 0) {
-			n = len;
-			is_data = true;
-		}
-		n = vhd_min_u64(n, len);
-		if (is_data) {
-			if (scanned + n > max_scan)
-				return false;
-			scanned += n;
-			for (uint64_t done = 0; done < n;) {
-				size_t k = (size_t)vhd_min_u64(sizeof(buf), n - done);
-				if (c->io->ops->pread(c->io, buf, k, off + done) < 0)
-					return false;
-				for (size_t i = 0; i < k; i++)
-					if (buf[i])
-						return false;
-				done += k;
-			}
-		}
-		off += n;
-		len -= n;
-	}
-	return true;
+	return vhd_io_reads_zero(c->io, off, len, 1ull << 30) == 1;
 }
 
 static void check_parent(struct checker *c, const struct vhd_footer *f, const struct vhd_header *h)
@@ -383,7 +312,7 @@ static void check_dynamic(struct checker *c, const struct vhd_footer *f, uint64_
 		}
 		reg[n++] = (struct region){ off, off + span, "a data block", true, i };
 	}
-	sort_regions(reg, n);
+	vhd_sort(reg, n, sizeof(*reg), region_less);
 	uint64_t covered = 0, unused = 0, leak_at = 0;
 	const struct region *prev = NULL;
 	for (size_t i = 0; i < n; i++) {

@@ -203,42 +203,9 @@ struct live {
 	uint32_t blk;
 };
 
-static void sort_live(struct live *v, size_t n)
+static bool live_less(const void *a, const void *b)
 {
-	/* heapsort by offset */
-	for (size_t start = n / 2; start-- > 0;) {
-		for (size_t root = start;;) {
-			size_t ch = 2 * root + 1;
-			if (ch >= n)
-				break;
-			if (ch + 1 < n && v[ch].off < v[ch + 1].off)
-				ch++;
-			if (v[root].off >= v[ch].off)
-				break;
-			struct live t = v[root];
-			v[root] = v[ch];
-			v[ch] = t;
-			root = ch;
-		}
-	}
-	for (size_t end = n; end-- > 1;) {
-		struct live t = v[0];
-		v[0] = v[end];
-		v[end] = t;
-		for (size_t root = 0;;) {
-			size_t ch = 2 * root + 1;
-			if (ch >= end)
-				break;
-			if (ch + 1 < end && v[ch].off < v[ch + 1].off)
-				ch++;
-			if (v[root].off >= v[ch].off)
-				break;
-			struct live tt = v[root];
-			v[root] = v[ch];
-			v[ch] = tt;
-			root = ch;
-		}
-	}
+	return ((const struct live *)a)->off < ((const struct live *)b)->off;
 }
 
 static int relocate_and_cut(struct compactor *c)
@@ -257,7 +224,7 @@ static int relocate_and_cut(struct compactor *c)
 	for (uint32_t i = 0; i < img->bat_entries; i++)
 		if (vhd_bat_get(img, i) != VHD_BAT_FREE && !(c->freed && c->freed[i]))
 			v[n++] = (struct live){ vhd_block_offset(img, i), i };
-	sort_live(v, n);
+	vhd_sort(v, n, sizeof(*v), live_less);
 
 	/*
 	 * Holes are the block slots before each live block that nothing uses.
@@ -328,7 +295,7 @@ static int relocate_and_cut(struct compactor *c)
 	}
 	img->next_block = end;
 	/* What is left between the blocks is unreferenced: give the space back. */
-	sort_live(v, n);
+	vhd_sort(v, n, sizeof(*v), live_less);
 	uint64_t at = vhd_block_slot(metadata_end(img), img->bitmap_bytes);
 	for (size_t i = 0; i < n; i++) {
 		if (v[i].off > at)

@@ -151,7 +151,15 @@ uint32_t vhd_bitmap_bytes(uint32_t block_size);
 /* The first block position at or after from whose data starts on a 4 KiB
  * boundary, as Hyper-V lays blocks out (page-aligned data reads faster). */
 uint64_t vhd_block_slot(uint64_t from, uint32_t bitmap_bytes);
+/* Heapsort (no libc qsort in the core): in place, O(n log n). */
+void vhd_sort(void *base, size_t n, size_t size, bool (*less)(const void *a, const void *b));
 void vhd_sort_u32(uint32_t *v, size_t n);
+
+/* ---- io_util.c --------------------------------------------------------- */
+
+/* Does [off, off + len) of io read as zeros?  1 yes, 0 no, or a negative
+ * errno (-EFBIG when more than max_scan bytes of data would be read). */
+int vhd_io_reads_zero(struct vhd_io *io, uint64_t off, uint64_t len, uint64_t max_scan);
 
 /* ---- image.c ---------------------------------------------------------- */
 

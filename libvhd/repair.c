@@ -66,31 +66,6 @@ static void view_footer(struct repairer *c, uint64_t off, unsigned len, struct f
 	v->sum_ok = v->valid && vhd_checksum(v->raw, len, 64) == v->f.checksum;
 }
 
-/* Does [off, off + len) read as zeros?  Holes are not read. */
-static bool gap_is_zero(struct repairer *c, uint64_t off, uint64_t len)
-{
-	uint8_t buf[4096];
-	while (len) {
-		uint64_t n = len;
-		bool is_data = true;
-		if (c->io->ops->data_extent && c->io->ops->data_extent(c->io, off, &n, &is_data) == 0 && n)
-			n = vhd_min_u64(n, len);
-		else
-			n = len;
-		for (uint64_t d = 0; is_data && d < n;) {
-			size_t k = (size_t)vhd_min_u64(sizeof(buf), n - d);
-			if (c->io->ops->pread(c->io, buf, k, off + d) < 0)
-				return false;
-			for (size_t i = 0; i < k; i++)
-				if (buf[i])
-					return false;
-			d += k;
-		}
-		off += n;
-		len -= n;
-	}
-	return true;
-}
 
 int vhd_repair_io(struct vhd_io *io, unsigned flags, struct vhd_check_report *rep)
 {
@@ -275,7 +250,7 @@ int vhd_repair_io(struct vhd_io *io, unsigned flags, struct vhd_check_report *re
 			for (size_t mi = 0; mi < nmeta; mi++)
 				if (meta[mi].start > at && meta[mi].start < stop)
 					stop = meta[mi].start;
-			if (stop - at >= 4096 && !gap_is_zero(&c, at, stop - at)) {
+			if (stop - at >= 4096 && vhd_io_reads_zero(io, at, stop - at, UINT64_MAX) == 0) {
 				leaked += stop - at;
 				if (!c.dry && io->ops->discard)
 					io->ops->discard(io, at, stop - at);

@@ -19,36 +19,6 @@ static void set_size(struct vhd_image *img, uint64_t size)
 		memcpy(img->footer.creator_app, "qem2", 4);
 }
 
-/* Does [off, end) of a fixed image's data hold anything but zeros? */
-static int fixed_has_data(struct vhd_image *img, uint64_t off, uint64_t end, bool *data)
-{
-	uint8_t buf[64 * 1024];
-	*data = false;
-	while (off < end) {
-		uint64_t n = end - off;
-		bool is_data = true;
-		if (img->io->ops->data_extent &&
-		    img->io->ops->data_extent(img->io, off, &n, &is_data) == 0 && n) {
-			n = vhd_min_u64(n, end - off);
-		} else {
-			n = end - off;
-		}
-		for (uint64_t done = 0; is_data && done < n;) {
-			size_t k = (size_t)vhd_min_u64(sizeof(buf), n - done);
-			int r = img->io->ops->pread(img->io, buf, k, off + done);
-			if (r < 0)
-				return vhd_img_error(img, r, "%s: read failed", img->io->name);
-			for (size_t i = 0; i < k; i++)
-				if (buf[i]) {
-					*data = true;
-					return 0;
-				}
-			done += k;
-		}
-		off += n;
-	}
-	return 0;
-}
 
 static int resize_fixed(struct vhd_image *img, uint64_t size, unsigned flags)
 {
@@ -56,11 +26,10 @@ static int resize_fixed(struct vhd_image *img, uint64_t size, unsigned flags)
 	static const uint8_t zeros[VHD_FOOTER_SIZE];
 	int r = 0;
 	if (size < old) {
-		bool data;
-		r = fixed_has_data(img, size, old, &data);
+		r = vhd_io_reads_zero(img->io, size, old - size, UINT64_MAX);
 		if (r < 0)
-			return r;
-		if (data && !(flags & VHD_RESIZE_FORCE))
+			return vhd_img_error(img, r, "%s: read failed: %s", img->io->name, vhd_strerror(r));
+		if (r == 0 && !(flags & VHD_RESIZE_FORCE))
 			return vhd_img_error(img, -ENOTEMPTY,
 					     "%s: data lies between the new end (%llu) and the old (%llu); refusing to drop it without force",
 					     img->io->name, (unsigned long long)size,
