@@ -1,0 +1,59 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * vhdboot.efi's own parts, shared between its files (UEFI only; the pure
+ * parts, bootconf and fsmap, are host-tested and live beside these).
+ */
+#ifndef VHDBOOT_EFI_GLUE_H
+#define VHDBOOT_EFI_GLUE_H
+
+#include <efi.h>
+#include <efilib.h>
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "fsmap.h"
+#include "internal.h" /* vhd_format, vhd_vformat */
+#include "libvhd.h"
+
+/* A partition read through DiskIo: the outer volume that holds the VHD. */
+struct vb_volume {
+	EFI_HANDLE handle;
+	EFI_DISK_IO *disk_io;
+	EFI_BLOCK_IO *block_io;
+	UINT32 media_id;
+	uint64_t size;
+	struct vb_disk disk;        /* vb_disk view for fsmap */
+};
+
+/* The volume on handle h (the loader's own, or one found by PARTUUID). */
+int vb_volume_open(EFI_HANDLE h, struct vb_volume *vol, char *err, size_t errlen);
+/* The GPT partition whose unique GUID is guid (EFI_GUID byte order). */
+int vb_volume_find_partuuid(const uint8_t guid[16], struct vb_volume *vol, char *err,
+			    size_t errlen);
+
+/*
+ * A vhd_io over a file mapped on vol: reads and writes go through DiskIo
+ * at the file's extents, never through the firmware's file system (see
+ * docs/vhdboot.md).  writable allows pwrite inside the file's size; the
+ * file never grows.  Parents open through open_sibling on the same volume.
+ */
+int vb_file_io_open(struct vb_volume *vol, const char *path, bool writable, struct vhd_io **out,
+		    char *err, size_t errlen);
+/* The map behind an io made by vb_file_io_open (for the handoffs). */
+const struct vb_file_map *vb_file_io_map(struct vhd_io *io);
+
+/* The virtual disk: EFI_BLOCK_IO + a vendor device path on a new handle. */
+struct vb_blockdev;
+EFI_STATUS vb_blockdev_install(struct vhd_image *img, bool writable, struct vb_blockdev **out);
+EFI_HANDLE vb_blockdev_handle(const struct vb_blockdev *dev);
+EFI_DEVICE_PATH *vb_blockdev_path(const struct vb_blockdev *dev);
+void vb_blockdev_uninstall(struct vb_blockdev *dev);
+
+/* One line on the console (and so the serial port): "vhdboot: ...". */
+void vb_say(const char *fmt, ...);
+void vb_error(const char *fmt, ...);
+
+#endif
