@@ -19,12 +19,12 @@ BASEFLAGS   += $(SANFLAGS)
 LDSAN       := $(SANFLAGS)
 endif
 LIBFLAGS    := $(BASEFLAGS) -DLIBVHD_BUILDING -fvisibility=hidden -Ilibvhd
-TOOLFLAGS   := $(BASEFLAGS) -Ilibvhd -Ivhdtool
+TOOLFLAGS   := $(BASEFLAGS) -Ilibvhd -Ivhdtool -Iefiboot
 LDLIBS      := -luuid -lz -pthread
 
 # The core builds freestanding (efiboot): it must include no POSIX or stdio
 # header and reach the host only through struct vhd_io and platform.h.
-CORE_SRCS   := format utf footer header bitmap bat open rw zero resize compact merge setparent repair io_util info chain create check io_mem io_fault
+CORE_SRCS   := format utf footer header bitmap bitmap_cache bat open rw zero resize compact merge setparent repair io_util info chain create check io_mem io_fault
 HOST_SRCS   := io_posix platform_posix host
 LIB_OBJS    := $(addprefix $(BUILD)/obj/libvhd/,$(addsuffix .o,$(CORE_SRCS) $(HOST_SRCS)))
 
@@ -35,24 +35,33 @@ NBD_SRCS    := $(wildcard nbd/*.c)
 NBD_OBJS    := $(patsubst nbd/%.c,$(BUILD)/obj/nbd/%.o,$(NBD_SRCS))
 
 UNIT_SRCS   := $(wildcard tests/unit/*.c)
+# efiboot's pure-C parts (the config parser, the FAT/exFAT mapper) build
+# for the host too: the unit tests, the fuzzers and vhdtool use them.
+EFI_PURE_SRCS := $(wildcard efiboot/bootconf.c efiboot/fsmap.c efiboot/fat.c efiboot/exfat.c efiboot/fsdir.c)
+FSMAP_SRCS  := efiboot/fsmap.c efiboot/fat.c efiboot/exfat.c efiboot/fsdir.c
+FSMAP_OBJS  := $(patsubst efiboot/%.c,$(BUILD)/obj/efiboot/%.o,$(FSMAP_SRCS))
 UNIT_BIN    := $(BUILD)/unit-tests
 
 SONAME      := libvhd.so.$(SOVERSION)
 SHLIB       := $(BUILD)/libvhd.so.$(VERSION)
 
-.PHONY: all clean check deps unit cli nbd asan valgrind demo install core-purity freestanding bench
+.PHONY: all clean check deps unit cli nbd boot asan valgrind demo install core-purity freestanding bench
 all: $(BUILD)/libvhd.a $(BUILD)/libvhd.so $(BUILD)/vhdtool $(BUILD)/vhd-nbd $(BUILD)/libvhd.pc
 
 $(BUILD)/obj/libvhd/%.o: libvhd/%.c libvhd/*.h | $(BUILD)/obj/libvhd
 	$(CC) $(CFLAGS) $(LIBFLAGS) -c -o $@ $<
 
-$(BUILD)/obj/vhdtool/%.o: vhdtool/%.c vhdtool/*.h libvhd/libvhd.h | $(BUILD)/obj/vhdtool
+$(BUILD)/obj/vhdtool/%.o: vhdtool/%.c vhdtool/*.h libvhd/libvhd.h efiboot/*.h | $(BUILD)/obj/vhdtool
 	$(CC) $(CFLAGS) $(TOOLFLAGS) -c -o $@ $<
+
+# efiboot's FAT/exFAT reader for vhdtool boot-check.
+$(BUILD)/obj/efiboot/%.o: efiboot/%.c efiboot/*.h libvhd/*.h | $(BUILD)/obj/efiboot
+	$(CC) $(CFLAGS) $(BASEFLAGS) -Ilibvhd -Iefiboot -c -o $@ $<
 
 $(BUILD)/obj/nbd/%.o: nbd/%.c nbd/*.h libvhd/libvhd.h | $(BUILD)/obj/nbd
 	$(CC) $(CFLAGS) $(BASEFLAGS) -Ilibvhd -Inbd -c -o $@ $<
 
-$(BUILD)/obj/libvhd $(BUILD)/obj/vhdtool $(BUILD)/obj/nbd:
+$(BUILD)/obj/libvhd $(BUILD)/obj/vhdtool $(BUILD)/obj/nbd $(BUILD)/obj/efiboot:
 	mkdir -p $@
 
 $(BUILD)/libvhd.a: $(LIB_OBJS)
@@ -67,18 +76,24 @@ $(BUILD)/libvhd.so: $(SHLIB)
 	ln -sf libvhd.so.$(VERSION) $(BUILD)/$(SONAME)
 	ln -sf libvhd.so.$(VERSION) $@
 
-$(BUILD)/vhdtool: $(TOOL_OBJS) $(BUILD)/libvhd.a
-	$(CC) $(LDSAN) -o $@ $(TOOL_OBJS) $(BUILD)/libvhd.a $(LDLIBS)
+$(BUILD)/vhdtool: $(TOOL_OBJS) $(FSMAP_OBJS) $(BUILD)/libvhd.a
+	$(CC) $(LDSAN) -o $@ $(TOOL_OBJS) $(FSMAP_OBJS) $(BUILD)/libvhd.a $(LDLIBS)
 
 $(BUILD)/vhd-nbd: $(NBD_OBJS) $(BUILD)/libvhd.a
-	$(CC) $(LDSAN) -o $@ $(NBD_OBJS) $(BUILD)/libvhd.a $(LDLIBS)
+	$(CC) $(LDSAN) -o $@ $(NBD_OBJS) $(BUILD)/libvhd.a $(LDLIBS) -lgnutls
 
 $(BUILD)/libvhd.pc: libvhd/libvhd.pc.in Makefile
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' -e 's|@VERSION@|$(VERSION)|' $< > $@
 
-$(UNIT_BIN): $(UNIT_SRCS) $(BUILD)/libvhd.a tests/unit/*.h
-	$(CC) $(CFLAGS) $(BASEFLAGS) -Wno-missing-prototypes -Ilibvhd -o $@ $(UNIT_SRCS) \
-		$(BUILD)/libvhd.a -lcriterion $(LDLIBS)
+$(UNIT_BIN): $(UNIT_SRCS) $(EFI_PURE_SRCS) $(BUILD)/libvhd.a tests/unit/*.h efiboot/*.h
+	$(CC) $(CFLAGS) $(BASEFLAGS) -Wno-missing-prototypes -Ilibvhd -Iefiboot -o $@ $(UNIT_SRCS) \
+		$(EFI_PURE_SRCS) $(BUILD)/libvhd.a -lcriterion $(LDLIBS)
+
+# Reads a file out of a FAT/exFAT image through efiboot's extent map
+# (tests/cli/test-fsmap*.sh).
+$(BUILD)/tests/fsmap-cat: tests/tools/fsmap-cat.c $(FSMAP_SRCS) efiboot/*.h $(BUILD)/libvhd.a
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(BASEFLAGS) -Ilibvhd -Iefiboot $(LDSAN) -o $@ $< $(FSMAP_SRCS) $(BUILD)/libvhd.a $(LDLIBS)
 
 core-purity:
 	@bad=$$(grep -nE '^#include <(stdio|stdlib|unistd|fcntl|pthread|time|sys/[a-z]+)\.h>' \
@@ -114,14 +129,20 @@ deps:
 unit: $(UNIT_BIN)
 	timeout 300 $(UNIT_BIN) --jobs 2
 
-cli: all
+cli: all $(BUILD)/tests/fsmap-cat
 	VHDTOOL=$(abspath $(BUILD)/vhdtool) VHDNBD=$(abspath $(BUILD)/vhd-nbd) timeout 900 tests/run.sh cli
 
 nbd: all
 	VHDTOOL=$(abspath $(BUILD)/vhdtool) VHDNBD=$(abspath $(BUILD)/vhd-nbd) timeout 900 tests/run.sh nbd
 
+# vhdboot.efi under QEMU + OVMF: test payloads, Debian's kernel, exFAT.
+boot: all efi $(BUILD)/boot-payload.efi
+	VHDTOOL=$(abspath $(BUILD)/vhdtool) VHDNBD=$(abspath $(BUILD)/vhd-nbd) \
+		VHDBOOT=$(abspath $(BUILD)/vhdboot.efi) PAYLOAD=$(abspath $(BUILD)/boot-payload.efi) \
+		TEST_BUDGET=400 timeout 1200 tests/run.sh boot
+
 asan:
-	$(MAKE) BUILD=build/asan SAN=1 all build/asan/unit-tests
+	$(MAKE) BUILD=build/asan SAN=1 all build/asan/unit-tests build/asan/tests/fsmap-cat
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
 		timeout 600 build/asan/unit-tests --jobs 2
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 SANITIZED=1 \
@@ -136,10 +157,11 @@ valgrind: all
 		VHDNBD=$(abspath $(BUILD)/vhd-nbd) TEST_BUDGET=600 timeout 1200 tests/run.sh cli $(VALGRIND_TESTS)
 
 check: deps
-	$(MAKE) all freestanding
+	$(MAKE) all freestanding efi
 	$(MAKE) unit
 	$(MAKE) cli
 	$(MAKE) nbd
+	$(MAKE) boot
 	$(MAKE) asan
 	$(MAKE) valgrind
 	$(MAKE) fuzz-replay
@@ -170,6 +192,13 @@ install: all
 	install -m 644 docs/vhdtool.1 $(DESTDIR)$(PREFIX)/share/man/man1/vhdtool.1
 	install -m 644 docs/libvhd.3 $(DESTDIR)$(PREFIX)/share/man/man3/libvhd.3
 	install -m 644 docs/vhd-nbd.8 $(DESTDIR)$(PREFIX)/share/man/man8/vhd-nbd.8
+	install -D -m 644 docs/vhdboot.conf.5 $(DESTDIR)$(PREFIX)/share/man/man5/vhdboot.conf.5
+	install -m 755 scripts/vhdboot-install $(DESTDIR)$(PREFIX)/bin/vhdboot-install
+	@# The loader too, built when gnu-efi is here (scripts/deps.sh build).
+	@if [ -f $(EFI_LIBDIR)/crt0-efi-x86_64.o ]; then $(MAKE) --no-print-directory BUILD=$(BUILD) efi; \
+	else echo "install: gnu-efi is missing: vhdboot.efi not built"; fi
+	if [ -f $(BUILD)/vhdboot.efi ]; then \
+		install -D -m 644 $(BUILD)/vhdboot.efi $(DESTDIR)$(PREFIX)/lib/vhdboot/vhdboot.efi; fi
 
 clean:
 	rm -rf build
@@ -177,3 +206,5 @@ clean:
 # Fuzz targets (libFuzzer): `make fuzz` grows the corpora; `make fuzz-replay`
 # replays them with fixed seeds and is part of `make check`.
 -include tests/fuzz/fuzz.mk
+# vhdboot.efi (gnu-efi): `make efi`.
+include efiboot/efiboot.mk

@@ -109,7 +109,7 @@ static int load_config(EFI_HANDLE image, EFI_LOADED_IMAGE *li)
 			int r = vb_config_parse(&config, text, len);
 			vhd_free(text);
 			if (r < 0) {
-				vb_error("%s line %u: %s", conf_path, config.error_line, config.error);
+				vb_error("%s: %s", conf_path, config.error);
 				return r;
 			}
 		} else {
@@ -285,6 +285,29 @@ static const char *human_size(uint64_t bytes, char *buf, size_t len)
 	return buf;
 }
 
+/*
+ * libvhd, like qemu, reads an image whose checksums mismatch when its
+ * structure holds; a boot loader refuses it instead: booting a machine
+ * from a damaged disk is how data gets lost.  One line, naming the layer.
+ */
+static bool checksums_bad(struct vhd_image *img, const char *top)
+{
+	const char *name = top;
+	for (struct vhd_image *l = img; l; name = vhd_parent_path(l), l = vhd_parent(l)) {
+		struct vhd_info info;
+		if (vhd_get_info(l, &info) < 0 || (info.footer_checksum_ok && info.header_checksum_ok))
+			continue;
+		char why[200];
+		vhd_format(why, sizeof(why), "%s", vhd_warnings(l));
+		char *nl = strchr(why, '\n');
+		if (nl)
+			*nl = '\0';
+		vb_error("bad checksum in %s: %s (vhdtool check --repair can fix it)", name, why);
+		return true;
+	}
+	return false;
+}
+
 static EFI_STATUS boot_entry(EFI_HANDLE image, EFI_LOADED_IMAGE *li, const struct vb_entry *e)
 {
 	char err[VHD_LOCATOR_MAX_PATH + 200];
@@ -313,6 +336,10 @@ static EFI_STATUS boot_entry(EFI_HANDLE image, EFI_LOADED_IMAGE *li, const struc
 	if (vhd_open_io(io, 0, &img, &verr) < 0) {
 		vb_error("cannot open %s: %s", e->vhd, verr.message);
 		return EFI_LOAD_ERROR;
+	}
+	if (checksums_bad(img, e->vhd)) {
+		vhd_close(img);
+		return EFI_CRC_ERROR;
 	}
 	struct vhd_info info;
 	vhd_get_info(img, &info);

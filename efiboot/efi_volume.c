@@ -34,6 +34,9 @@ int vb_volume_open(EFI_HANDLE h, struct vb_volume *vol, char *err, size_t errlen
 	return 0;
 }
 
+/* A hard-drive node is 42 bytes; gnu-efi's struct is padded to 48. */
+#define HD_NODE_LENGTH (offsetof(HARDDRIVE_DEVICE_PATH, SignatureType) + 1)
+
 /* The hard-drive node ending dp, if it is a GPT partition's. */
 static HARDDRIVE_DEVICE_PATH *gpt_node(EFI_DEVICE_PATH *dp)
 {
@@ -42,7 +45,7 @@ static HARDDRIVE_DEVICE_PATH *gpt_node(EFI_DEVICE_PATH *dp)
 		if (DevicePathNodeLength(n) < 4)
 			return NULL;
 		hd = (DevicePathType(n) == MEDIA_DEVICE_PATH && DevicePathSubType(n) == MEDIA_HARDDRIVE_DP &&
-		      (size_t)DevicePathNodeLength(n) >= sizeof(HARDDRIVE_DEVICE_PATH))
+		      (size_t)DevicePathNodeLength(n) >= HD_NODE_LENGTH)
 			     ? (HARDDRIVE_DEVICE_PATH *)n
 			     : NULL;
 	}

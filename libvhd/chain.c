@@ -210,7 +210,9 @@ int vhd_chain_open_parent(struct vhd_image *img, unsigned flags, int depth,
 		char why[300];
 
 		int pr = img->io->ops->open_sibling(img->io, cs[0].c[i].path, &pio);
-		if (pr < 0) {
+		if (pr == -EPERM) {
+			reason = "not in a folder allowed for parent images";
+		} else if (pr < 0) {
 			reason = vhd_strerror(pr);
 		} else {
 			pr = vhd_open_io_depth(pio, flags & ~VHD_OPEN_RDWR, depth + 1,

@@ -115,9 +115,9 @@ static int judge_block(struct compactor *c, uint32_t blk, bool *redundant)
 	int r;
 
 	*redundant = true;
-	r = img->io->ops->pread(img->io, c->bits, img->bitmap_bytes, boff);
+	r = vhd_bitmap_load(img, blk, c->bits);  /* a dry run has not flushed */
 	if (r < 0)
-		return vhd_img_error(img, r, "%s: cannot read the bitmap of block %u", img->io->name, blk);
+		return r;
 	for (uint64_t o = 0, n; o < vlen; o += n) {
 		/* A small first look settles most blocks that hold data. */
 		n = (size_t)vhd_min_u64(o ? CHUNK : 64 * 1024, vlen - o);

@@ -9,15 +9,23 @@
 
 #include "internal.h"
 
-int vhd_open(const char *path, unsigned flags, struct vhd_image **out, struct vhd_error *err)
+int vhd_open_confined(const char *path, unsigned flags, const char *const *parent_dirs,
+		      struct vhd_image **out, struct vhd_error *err)
 {
 	struct vhd_io *io;
 	int r = vhd_io_posix_open(path, (flags & VHD_OPEN_RDWR) ? VHD_IO_RDWR : 0, &io, err);
+	if (r == 0 && parent_dirs && (r = vhd_io_posix_confine(io, parent_dirs, err)) < 0)
+		io->ops->close(io);
 	if (r < 0) {
 		*out = NULL;
 		return r;
 	}
 	return vhd_open_io(io, flags, out, err);
+}
+
+int vhd_open(const char *path, unsigned flags, struct vhd_image **out, struct vhd_error *err)
+{
+	return vhd_open_confined(path, flags, NULL, out, err);
 }
 
 /* The folder holding path, resolved (path itself need not exist). */
@@ -74,7 +82,8 @@ static char *relative_path(const char *from, const char *target)
  * the folder that holds (or will hold) child_path.  ref_free undoes it.
  */
 static int parent_ref_open(const char *child_path, const char *parent_path,
-			   struct vhd_parent_ref *ref, struct vhd_error *err)
+			   const char *const *parent_dirs, struct vhd_parent_ref *ref,
+			   struct vhd_error *err)
 {
 	char *child_dir = real_dir_of(child_path);
 	char *parent_abs = realpath(parent_path, NULL);
@@ -89,7 +98,7 @@ static int parent_ref_open(const char *child_path, const char *parent_path,
 		r = -ENOMEM;
 		vhd_set_error(err, r, "out of memory");
 	} else {
-		r = vhd_open(parent_path, 0, &ref->image, err);
+		r = vhd_open_confined(parent_path, 0, parent_dirs, &ref->image, err);
 	}
 	free(child_dir);
 	if (r < 0) {
@@ -114,6 +123,12 @@ static void parent_ref_free(struct vhd_parent_ref *ref)
 int vhd_create(const char *path, const struct vhd_create_params *params, struct vhd_image **out,
 	       struct vhd_error *err)
 {
+	return vhd_create_confined(path, params, NULL, out, err);
+}
+
+int vhd_create_confined(const char *path, const struct vhd_create_params *params,
+			const char *const *parent_dirs, struct vhd_image **out, struct vhd_error *err)
+{
 	struct vhd_parent_ref ref = { 0 };
 	struct vhd_io *io = NULL;
 	int r;
@@ -129,11 +144,15 @@ int vhd_create(const char *path, const struct vhd_create_params *params, struct 
 			vhd_set_error(err, -EINVAL, "a differencing image needs a parent");
 			return -EINVAL;
 		}
-		r = parent_ref_open(path, params->parent, &ref, err);
+		r = parent_ref_open(path, params->parent, parent_dirs, &ref, err);
 		if (r < 0)
 			return r;
 	}
 	r = vhd_io_posix_open(path, VHD_IO_RDWR | VHD_IO_CREATE, &io, err);
+	if (r == 0 && parent_dirs && (r = vhd_io_posix_confine(io, parent_dirs, err)) < 0) {
+		io->ops->close(io);
+		unlink(path);
+	}
 	if (r == 0) {
 		r = vhd_create_io(io, params, ref.image ? &ref : NULL, out, err);
 		if (r < 0)
@@ -147,7 +166,7 @@ int vhd_set_parent_path(struct vhd_image *img, const char *parent_path, unsigned
 			struct vhd_error *err)
 {
 	struct vhd_parent_ref ref;
-	int r = parent_ref_open(vhd_filename(img), parent_path, &ref, err);
+	int r = parent_ref_open(vhd_filename(img), parent_path, NULL, &ref, err);
 	if (r < 0)
 		return r;
 	r = vhd_set_parent(img, &ref, flags);

@@ -258,14 +258,13 @@ int vhd_block_status(struct vhd_image *img, uint64_t off, uint64_t len, struct v
 		uint8_t *bits = vhd_malloc(img->bitmap_bytes);
 		if (!bits)
 			return vhd_img_error(img, -ENOMEM, "out of memory");
-		int r = img->io->ops->pread(img->io, bits, img->bitmap_bytes, data - img->bitmap_bytes);
+		/* The bitmap as this handle sees it: bits set since the last
+		 * flush may not be on disk yet. */
+		int r = vhd_bitmap_load(img, blk, bits);
 		if (r < 0) {
 			vhd_free(bits);
-			return vhd_img_error(img, r, "%s: cannot read the sector bitmap of block %u",
-					     img->io->name, blk);
+			return r;
 		}
-		if (vhd_bitmap_all_set(bits, img->sectors_per_block))
-			__atomic_store_n(&img->block_state[blk], VHD_BLOCK_FULL, __ATOMIC_RELAXED);
 		uint32_t first = (uint32_t)(in_off / VHD_SECTOR_SIZE);
 		uint32_t last = (uint32_t)((in_off + in_len - 1) / VHD_SECTOR_SIZE);
 		uint32_t run = vhd_bitmap_run(bits, first, last - first + 1, &present);

@@ -140,6 +140,31 @@ void vhd_bitmap_set_range(uint8_t *bm, uint32_t first, uint32_t count);
 uint32_t vhd_bitmap_run(const uint8_t *bm, uint32_t first, uint32_t max, bool *value);
 bool vhd_bitmap_all_set(const uint8_t *bm, uint32_t bits);
 
+/* ---- bitmap_cache.c: bitmaps changed since the last flush ------------- */
+
+struct vhd_image;
+
+struct vhd_dirty_bitmap {
+	uint32_t blk;
+	uint32_t first, last;   /* the bitmap's sectors that changed */
+};
+
+/* Block blk's sector bitmap as this handle sees it (the copy held since the
+ * last flush, else the file's); sets the block's state from it. */
+int vhd_bitmap_load(struct vhd_image *img, uint32_t blk, uint8_t *bits);
+/* Hold bits as blk's bitmap until the next flush; bits first_bit..last_bit
+ * changed (meta_lock held).  When the table is full, the data is synced
+ * and every held bitmap written first. */
+int vhd_bitmap_store(struct vhd_image *img, uint32_t blk, const uint8_t *bits, uint32_t first_bit,
+		     uint32_t last_bit);
+/* Write every held bitmap, to be called after the data is synced
+ * (meta_lock held); the table is empty afterwards. */
+int vhd_bitmap_write_dirty(struct vhd_image *img);
+bool vhd_bitmap_any_dirty(const struct vhd_image *img);
+/* Drop blk's held bitmap: the block is being freed (meta_lock held). */
+void vhd_bitmap_forget(struct vhd_image *img, uint32_t blk);
+void vhd_bitmap_cache_free(struct vhd_image *img);
+
 /* ---- bat.c ------------------------------------------------------------ */
 
 /* Entries the virtual size needs (ceil(size / block_size)). */
@@ -203,6 +228,12 @@ struct vhd_image {
 	struct vhd_image *parent;
 	char *parent_path;
 	char *parent_error;
+
+	/* Sector bitmaps changed since the last flush (bitmap_cache.c). */
+	struct vhd_mutex *bitmap_lock;  /* guards the table; readers take it alone */
+	struct vhd_dirty_bitmap *dirty_bitmaps;
+	uint8_t *dirty_bits;        /* dirty_cap bitmaps of bitmap_bytes each */
+	uint32_t dirty_count, dirty_cap;
 
 	struct vhd_mutex *meta_lock;    /* allocation, bitmaps, footer */
 	struct vhd_mutex *err_lock;

@@ -3,9 +3,13 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/magic.h>
+#include <stdio.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -15,6 +19,9 @@ struct posix_io {
 	int fd;
 	bool regular;
 	char *path;
+	/* vhd_io_posix_confine: resolved folders parents may be opened from
+	 * (NULL-terminated), or NULL for anywhere. */
+	char **parent_dirs;
 	/* Write-behind for a handle that flushes: bytes written since the
 	 * last writeback kick (see px_pwrite). */
 	bool flushes;
@@ -135,9 +142,14 @@ static int px_data_extent(struct vhd_io *io, uint64_t off, uint64_t *len, bool *
 	return 0;
 }
 
+/* Internal flag: the last component must not be a symbolic link. */
+#define PX_NOFOLLOW 0x100u
+
 static int px_open_fd(const char *path, unsigned flags, int *out_fd, bool *regular)
 {
 	int oflags = O_CLOEXEC | O_NONBLOCK; /* a FIFO must not block the open */
+	if (flags & PX_NOFOLLOW)
+		oflags |= O_NOFOLLOW;
 	if (flags & VHD_IO_RDWR)
 		oflags |= O_RDWR;
 	else
@@ -178,6 +190,7 @@ static int px_open_fd(const char *path, unsigned flags, int *out_fd, bool *regul
 }
 
 static const struct vhd_io_ops posix_ops;
+static void px_close(struct vhd_io *io);
 
 static int px_make(const char *path, unsigned flags, struct vhd_io **out)
 {
@@ -201,11 +214,126 @@ static int px_make(const char *path, unsigned flags, struct vhd_io **out)
 	return 0;
 }
 
+static void free_dirs(char **dirs)
+{
+	if (!dirs)
+		return;
+	for (char **d = dirs; *d; d++)
+		free(*d);
+	free(dirs);
+}
+
+static char **copy_dirs(char *const *dirs)
+{
+	size_t n = 0;
+	while (dirs[n])
+		n++;
+	char **out = calloc(n + 1, sizeof(*out));
+	for (size_t i = 0; out && i < n; i++) {
+		if (!(out[i] = strdup(dirs[i]))) {
+			free_dirs(out);
+			return NULL;
+		}
+	}
+	return out;
+}
+
+/* Is real (a resolved path) dir itself or inside its tree? */
+static bool path_inside(const char *real, const char *dir)
+{
+	size_t n = strlen(dir);
+	if (n == 1 && dir[0] == '/')
+		return true;
+	return strncmp(real, dir, n) == 0 && (real[n] == '/' || real[n] == '\0');
+}
+
+static bool inside_any(const char *real, char *const *dirs)
+{
+	for (; *dirs; dirs++)
+		if (path_inside(real, *dirs))
+			return true;
+	return false;
+}
+
+/* Kernel file systems whose "regular" files are not disk images (their
+ * contents are the process's memory, environment, kernel state). */
+static bool on_pseudo_fs(int fd)
+{
+	struct statfs sf;
+	if (fstatfs(fd, &sf) < 0)
+		return true;
+	switch ((unsigned long)sf.f_type) {
+	case PROC_SUPER_MAGIC:
+	case SYSFS_MAGIC:
+	case DEBUGFS_MAGIC:
+	case TRACEFS_MAGIC:
+	case SECURITYFS_MAGIC:
+	case CGROUP_SUPER_MAGIC:
+	case CGROUP2_SUPER_MAGIC:
+	case EFIVARFS_MAGIC:
+		return true;
+	}
+	return false;
+}
+
+/* The file fd is open on, resolved afresh: a folder swapped for a link
+ * between the check and the open shows here. */
+static bool fd_inside_any(int fd, const char *real, char *const *dirs)
+{
+	char link[64], now[PATH_MAX];
+	snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+	ssize_t n = readlink(link, now, sizeof(now) - 1);
+	if (n > 0) {
+		now[n] = '\0';
+		return inside_any(now, dirs);
+	}
+	/* No /proc: the file must still be the one the name resolves to. */
+	struct stat a, b;
+	return fstat(fd, &a) == 0 && stat(real, &b) == 0 && a.st_dev == b.st_dev &&
+	       a.st_ino == b.st_ino;
+}
+
+/*
+ * Open a parent under the rules of vhd_io_posix_confine: the name resolved
+ * (every link followed) must lie inside an allowed folder, the open must
+ * not follow a link, the file must be regular (px_open_fd) and not on a
+ * kernel pseudo file system.  A refusal by these rules is -EPERM (and
+ * -EPERM means nothing else here), so the core can say why.
+ */
+static int px_open_confined(const char *path, char *const *dirs, struct vhd_io **out)
+{
+	char *real = realpath(path, NULL);
+	if (!real)
+		return errno == EPERM ? -EACCES : -errno;
+	int r = -EPERM;
+	if (inside_any(real, dirs)) {
+		r = px_make(real, PX_NOFOLLOW, out);
+		if (r == -EPERM)
+			r = -EACCES;
+	}
+	if (r == 0) {
+		int fd = pio(*out)->fd;
+		if (on_pseudo_fs(fd) || !fd_inside_any(fd, real, dirs)) {
+			px_close(*out);
+			*out = NULL;
+			r = -EPERM;
+		} else if (!(pio(*out)->parent_dirs = copy_dirs(dirs))) {
+			px_close(*out);
+			*out = NULL;
+			r = -ENOMEM;
+		}
+	}
+	free(real);
+	return r;
+}
+
 static int px_open_sibling(struct vhd_io *io, const char *path, struct vhd_io **out)
 {
 	const char *self = pio(io)->path;
+	char *const *dirs = pio(io)->parent_dirs;
+	*out = NULL;
 	if (path[0] == '/')
-		return px_make(path, 0, out);
+		return dirs ? px_open_confined(path, dirs, out) : px_make(path, 0, out);
 	const char *slash = strrchr(self, '/');
 	size_t dlen = slash ? (size_t)(slash - self) + 1 : 0;
 	size_t plen = strlen(path);
@@ -214,7 +342,7 @@ static int px_open_sibling(struct vhd_io *io, const char *path, struct vhd_io **
 		return -ENOMEM;
 	memcpy(full, self, dlen);
 	memcpy(full + dlen, path, plen + 1);
-	int r = px_make(full, 0, out);
+	int r = dirs ? px_open_confined(full, dirs, out) : px_make(full, 0, out);
 	free(full);
 	return r;
 }
@@ -240,6 +368,7 @@ static void px_close(struct vhd_io *io)
 {
 	close(pio(io)->fd);
 	free(pio(io)->path);
+	free_dirs(pio(io)->parent_dirs);
 	free(io);
 }
 
@@ -269,4 +398,34 @@ int vhd_io_posix_open(const char *path, unsigned flags, struct vhd_io **out,
 	else if (r < 0)
 		vhd_set_error(err, r, "%s: %s", path, strerror(-r));
 	return r;
+}
+
+int vhd_io_posix_confine(struct vhd_io *io, const char *const *dirs, struct vhd_error *err)
+{
+	if (io->ops != &posix_ops) {
+		vhd_set_error(err, -EINVAL, "%s: not a POSIX file backend", io->name);
+		return -EINVAL;
+	}
+	size_t n = 0;
+	while (dirs && dirs[n])
+		n++;
+	char **real = calloc(n + 1, sizeof(*real));
+	if (!real) {
+		vhd_set_error(err, -ENOMEM, "out of memory");
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < n; i++) {
+		struct stat st;
+		real[i] = realpath(dirs[i], NULL);
+		if (!real[i] || stat(real[i], &st) < 0 || !S_ISDIR(st.st_mode)) {
+			int r = real[i] ? -ENOTDIR : -errno;
+			vhd_set_error(err, r, "%s: cannot allow parents from this folder: %s", dirs[i],
+				      strerror(-r));
+			free_dirs(real);
+			return r;
+		}
+	}
+	free_dirs(pio(io)->parent_dirs);
+	pio(io)->parent_dirs = real;
+	return 0;
 }

@@ -90,7 +90,9 @@ struct vhd_io_ops {
 	int (*data_extent)(struct vhd_io *io, uint64_t off, uint64_t *len, bool *is_data);
 	/* Open, read-only, a regular file named by path: either absolute or
 	 * relative to the folder holding this file ('/' separates components).
-	 * Anything but a regular file (FIFO, device, folder) is refused. */
+	 * Anything but a regular file (FIFO, device, folder) is refused.
+	 * -EPERM means the host's rules forbid that file (see
+	 * vhd_io_posix_confine); the core says so in its message. */
 	int (*open_sibling)(struct vhd_io *io, const char *path, struct vhd_io **out);
 	void (*close)(struct vhd_io *io);
 	/* Copy len bytes inside the file from one place to another that does
@@ -115,6 +117,19 @@ struct vhd_io {
  */
 VHD_API int vhd_io_posix_open(const char *path, unsigned flags, struct vhd_io **out,
 			      struct vhd_error *err);
+/*
+ * Confine the parents a POSIX backend opens (open_sibling, so the whole
+ * chain above an image opened over io) to the trees of the folders in dirs,
+ * a NULL-terminated list (an empty list allows none).  A candidate is
+ * resolved first (every symbolic link followed) and must lie inside one of
+ * the folders; it is then opened without following a link, must be a
+ * regular file, and must not be on a kernel file system (/proc, /sys,
+ * ...).  Anything else is refused with -EPERM.  Each folder must exist.
+ * Without this call parents may be anywhere (only special files are
+ * refused).
+ */
+VHD_API int vhd_io_posix_confine(struct vhd_io *io, const char *const *dirs,
+				 struct vhd_error *err);
 /* A growable in-memory file holding a copy of data (data may be NULL). */
 VHD_API int vhd_io_mem_open(const void *data, size_t len, struct vhd_io **out);
 /* The current contents of a memory backend (valid until the next write). */
@@ -141,6 +156,11 @@ struct vhd_image;
 /* Open the image at path (POSIX).  Parents are opened read-only. */
 VHD_API int vhd_open(const char *path, unsigned flags, struct vhd_image **out,
 		     struct vhd_error *err);
+/* vhd_open, with the parent chain confined to the trees of parent_dirs
+ * (NULL-terminated; NULL: parents may be anywhere), as
+ * vhd_io_posix_confine.  For servers that open images others supply. */
+VHD_API int vhd_open_confined(const char *path, unsigned flags, const char *const *parent_dirs,
+			      struct vhd_image **out, struct vhd_error *err);
 /* Open an image over a backend.  The image owns io from then on, also when
  * the call fails. */
 VHD_API int vhd_open_io(struct vhd_io *io, unsigned flags, struct vhd_image **out,
@@ -176,6 +196,12 @@ struct vhd_create_params {
  */
 VHD_API int vhd_create(const char *path, const struct vhd_create_params *params,
 		       struct vhd_image **out, struct vhd_error *err);
+
+/* vhd_create, with the parent's own chain and the new child's parent
+ * lookups confined to the trees of parent_dirs (see vhd_open_confined). */
+VHD_API int vhd_create_confined(const char *path, const struct vhd_create_params *params,
+				const char *const *parent_dirs, struct vhd_image **out,
+				struct vhd_error *err);
 
 /* Parent identity and paths for vhd_create_io. */
 struct vhd_parent_ref {

@@ -14,7 +14,8 @@ struct vhd_image *vhd_image_alloc(struct vhd_io *io)
 	img->io = io;
 	img->meta_lock = vhd_mutex_new();
 	img->err_lock = vhd_mutex_new();
-	if (!img->meta_lock || !img->err_lock) {
+	img->bitmap_lock = vhd_mutex_new();
+	if (!img->meta_lock || !img->err_lock || !img->bitmap_lock) {
 		img->io = NULL;
 		vhd_image_free(img);
 		return NULL;
@@ -34,6 +35,9 @@ void vhd_image_free(struct vhd_image *img)
 		vhd_mutex_free(img->meta_lock);
 	if (img->err_lock)
 		vhd_mutex_free(img->err_lock);
+	if (img->bitmap_lock)
+		vhd_mutex_free(img->bitmap_lock);
+	vhd_bitmap_cache_free(img);
 	vhd_free(img->bat);
 	vhd_free(img->block_state);
 	vhd_free(img->bat_dirty);

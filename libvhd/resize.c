@@ -231,6 +231,7 @@ static int resize_dynamic(struct vhd_image *img, uint64_t size, unsigned flags)
 			if (img->io->ops->discard)
 				img->io->ops->discard(img->io, vhd_block_offset(img, (uint32_t)i),
 						      (uint64_t)img->bitmap_bytes + img->block_size);
+			vhd_bitmap_forget(img, (uint32_t)i);
 			__atomic_store_n(&img->bat[i], VHD_BAT_FREE, __ATOMIC_RELEASE);
 			vhd_mark_bat_dirty(img, (uint32_t)i);
 		}

@@ -8,7 +8,9 @@
  * write touches.  A block's data and bitmap go first; its BAT entry is
  * written only at the next vhd_flush, after the data is durable.  A cut
  * before that flush leaves leaked space, never a BAT entry that points at
- * foreign bytes.  In an existing block data goes first, bitmap bits after.
+ * foreign bytes.  In an existing block the new bitmap bits stay in memory
+ * (bitmap_cache.c) and reach the disk at vhd_flush, after the data sync, so
+ * no cut keeps a bit whose sector's data was lost.
  */
 #include <errno.h>
 #include <string.h>
@@ -36,17 +38,6 @@ static void bitmap_buf_put(struct bitmap_buf *b)
 {
 	if (b->bits != b->small)
 		vhd_free(b->bits);
-}
-
-static int read_bitmap(struct vhd_image *img, uint32_t blk, uint8_t *bits)
-{
-	int r = img->io->ops->pread(img->io, bits, img->bitmap_bytes, vhd_block_offset(img, blk));
-	if (r < 0)
-		return vhd_img_error(img, r, "%s: cannot read the sector bitmap of block %u",
-				     img->io->name, blk);
-	vhd_state_set(img, blk, vhd_bitmap_all_set(bits, img->sectors_per_block) ? VHD_BLOCK_FULL
-									   : VHD_BLOCK_PARTIAL);
-	return 0;
 }
 
 /*
@@ -108,7 +99,7 @@ static int read_block(struct vhd_image *img, uint32_t blk, uint32_t in_off, uint
 	int r = bitmap_buf_get(img, &bm);
 	if (r < 0)
 		return r;
-	r = read_bitmap(img, blk, bm.bits);
+	r = vhd_bitmap_load(img, blk, bm.bits);
 	uint32_t sector = in_off / VHD_SECTOR_SIZE;
 	size_t done = 0;
 	while (r == 0 && done < len) {
@@ -388,7 +379,7 @@ static int write_partial_block(struct vhd_image *img, uint32_t blk, uint32_t in_
 	int r = bitmap_buf_get(img, &bm);
 	if (r < 0)
 		return r;
-	r = read_bitmap(img, blk, bm.bits);
+	r = vhd_bitmap_load(img, blk, bm.bits);
 	if (r < 0)
 		goto out;
 	r = write_sectors(img, bm.bits, boff + img->bitmap_bytes, in_off, buf, len, voff);
@@ -397,10 +388,8 @@ static int write_partial_block(struct vhd_image *img, uint32_t blk, uint32_t in_
 	uint32_t first = in_off / VHD_SECTOR_SIZE;
 	uint32_t last = (uint32_t)((in_off + len - 1) / VHD_SECTOR_SIZE);
 	vhd_bitmap_set_range(bm.bits, first, last - first + 1);
-	/* Write back only the bitmap sectors that changed. */
-	uint32_t s0 = first / 8 / VHD_SECTOR_SIZE, s1 = last / 8 / VHD_SECTOR_SIZE;
-	r = vhd_write_file(img, bm.bits + s0 * VHD_SECTOR_SIZE, (s1 - s0 + 1) * VHD_SECTOR_SIZE,
-		       boff + s0 * VHD_SECTOR_SIZE);
+	/* The bits reach the disk at the next flush, after the data. */
+	r = vhd_bitmap_store(img, blk, bm.bits, first, last);
 	if (r < 0)
 		goto out;
 	vhd_state_set(img, blk, vhd_bitmap_all_set(bm.bits, img->sectors_per_block) ? VHD_BLOCK_FULL
@@ -427,7 +416,7 @@ static int write_block(struct vhd_image *img, uint32_t blk, uint32_t in_off, con
 			struct bitmap_buf bm;
 			r = bitmap_buf_get(img, &bm);
 			if (r == 0)
-				r = read_bitmap(img, blk, bm.bits);
+				r = vhd_bitmap_load(img, blk, bm.bits);
 			bitmap_buf_put(&bm);
 			if (r < 0)
 				goto out;
@@ -503,10 +492,13 @@ int vhd_flush(struct vhd_image *img)
 		return 0;
 	vhd_mutex_lock(img->meta_lock);
 	int r = 0;
-	if (img->bat_is_dirty) {
-		/* New blocks' data must be durable before the BAT points at them. */
+	if (img->bat_is_dirty || vhd_bitmap_any_dirty(img)) {
+		/* Data must be durable before a BAT entry or a bitmap bit points
+		 * at it. */
 		r = flush_io(img);
 		if (r == 0)
+			r = vhd_bitmap_write_dirty(img);
+		if (r == 0 && img->bat_is_dirty)
 			r = write_dirty_bat(img);
 	}
 	if (r == 0)

@@ -49,6 +49,7 @@ static void unmap_block(struct vhd_image *img, uint32_t blk)
 	/* Bitmap too: the freed span then reads as zeros, which check knows
 	 * for space to compact, not leaked. */
 	punch(img, vhd_block_offset(img, blk), (uint64_t)img->bitmap_bytes + img->block_size);
+	vhd_bitmap_forget(img, blk);
 	__atomic_store_n(&img->bat[blk], VHD_BAT_FREE, __ATOMIC_RELEASE);
 	vhd_state_set(img, blk, VHD_BLOCK_UNKNOWN);
 	vhd_mark_bat_dirty(img, blk);
@@ -57,7 +58,7 @@ static void unmap_block(struct vhd_image *img, uint32_t blk)
 /*
  * A whole differencing block must read zeros, hiding the parent (meta_lock
  * held): a new block with every bit set over fresh space, or an existing
- * one punched (or written) and then given every bit.
+ * one punched (or written) and then given every bit at the next flush.
  */
 static int zero_diff_block(struct vhd_image *img, uint32_t blk, unsigned flags)
 {
@@ -84,7 +85,8 @@ static int zero_diff_block(struct vhd_image *img, uint32_t blk, unsigned flags)
 	if (!bits)
 		return vhd_img_error(img, -ENOMEM, "out of memory");
 	memset(bits, 0xFF, img->bitmap_bytes);
-	r = vhd_write_file(img, bits, img->bitmap_bytes, boff);
+	/* The bits go to disk at the next flush, after the zeros. */
+	r = vhd_bitmap_store(img, blk, bits, 0, img->bitmap_bytes * 8 - 1);
 	vhd_free(bits);
 	if (r == 0)
 		vhd_state_set(img, blk, VHD_BLOCK_FULL);

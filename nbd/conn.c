@@ -6,29 +6,25 @@
  * go out of order, each whole, each with its request's cookie.
  */
 #include <errno.h>
-#include <poll.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <sys/uio.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "endian.h"
 #include "nbd.h"
 #include "protocol.h"
 #include "server.h"
-
-/* A client that stalls inside a request, a reply or the handshake for this
- * long is dropped, so it cannot hold memory or a slot for ever. */
-#define STALL_MS 30000
+#include "transport.h"
 /* Bytes of request buffers one connection may hold at once. */
 #define CONN_BUDGET (2ull * NBD_MAX_PAYLOAD)
 
 struct conn {
 	int fd;
+	struct transport xp;    /* every byte in and out goes through it */
 	struct server_state *st;
 	struct nbd_session sess;
 	pthread_mutex_t read_lock;
@@ -66,99 +62,26 @@ static void conn_budget_give(struct conn *c, uint64_t bytes)
 	pthread_mutex_unlock(&c->refs_lock);
 }
 
-/* ---- socket I/O ---------------------------------------------------------- */
-
-
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/*
- * Wait until fd has bytes (or an end) to read: 0.  -1 when the deadline
- * (ms since boot; 0 = none) passes, or when the server is stopping and
- * nothing is waiting on fd: requests already sent are still served.
- */
-static int wait_readable(int fd, int64_t deadline)
-{
-	struct pollfd p[2] = { { .fd = fd, .events = POLLIN }, { .fd = server_stop_fd(), .events = POLLIN } };
-	for (;;) {
-		int timeout = -1;
-		if (deadline) {
-			int64_t left = deadline - now_ms();
-			if (left <= 0)
-				return -1;
-			timeout = (int)left;
-		}
-		int n = poll(p, 2, timeout);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return -1;
-		if (p[0].revents)
-			return 0;
-		if (p[1].revents)
-			return -1;
-	}
-}
-
-/* Read exactly len bytes.  The first may wait for ever (an idle client)
- * when first_wait is set; once a message has begun it must arrive in time. */
-static int read_full(int fd, void *buf, size_t len, bool first_wait, int64_t deadline)
-{
-	uint8_t *p = buf;
-	bool started = !first_wait;
-	while (len) {
-		if (wait_readable(fd, started ? (deadline ? deadline : now_ms() + STALL_MS) : 0) < 0)
-			return -1;
-		ssize_t n = recv(fd, p, len, 0);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return -1;
-		started = true;
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
-static int writev_full(int fd, struct iovec *iov, int cnt)
-{
-	while (cnt) {
-		struct msghdr m = { .msg_iov = iov, .msg_iovlen = (size_t)cnt };
-		ssize_t n = sendmsg(fd, &m, MSG_NOSIGNAL);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return -1;
-		while (cnt && (size_t)n >= iov->iov_len) {
-			n -= (ssize_t)iov->iov_len;
-			iov++;
-			cnt--;
-		}
-		if (cnt) {
-			iov->iov_base = (uint8_t *)iov->iov_base + n;
-			iov->iov_len -= (size_t)n;
-		}
-	}
-	return 0;
-}
+/* ---- the handshake's stream ------------------------------------------------ */
 
 /* The handshake as a whole must be over by c->handshake_deadline. */
 static int stream_read(void *ctx, void *buf, size_t len)
 {
 	struct conn *c = ctx;
-	return read_full(c->fd, buf, len, false, c->handshake_deadline);
+	return transport_read(&c->xp, buf, len, false, c->handshake_deadline);
 }
 
 static int stream_write(void *ctx, const void *buf, size_t len)
 {
 	struct conn *c = ctx;
 	struct iovec iov = { (void *)buf, len };
-	return writev_full(c->fd, &iov, 1);
+	return transport_writev(&c->xp, &iov, 1);
+}
+
+static int stream_starttls(void *ctx)
+{
+	struct conn *c = ctx;
+	return transport_starttls(&c->xp, server_tls(c->st, NULL), c->handshake_deadline);
 }
 
 /* ---- replies --------------------------------------------------------------- */
@@ -172,7 +95,7 @@ static int simple_reply(struct conn *c, uint64_t cookie, uint32_t error, const v
 	vhd_put_be64(h + 8, cookie);
 	struct iovec iov[2] = { { h, sizeof(h) }, { (void *)data, error ? 0 : len } };
 	pthread_mutex_lock(&c->write_lock);
-	int r = writev_full(c->fd, iov, iov[1].iov_len ? 2 : 1);
+	int r = transport_writev(&c->xp, iov, iov[1].iov_len ? 2 : 1);
 	pthread_mutex_unlock(&c->write_lock);
 	return r;
 }
@@ -188,7 +111,7 @@ static int chunk(struct conn *c, uint64_t cookie, uint16_t flags, uint16_t type,
 	vhd_put_be64(h + 8, cookie);
 	vhd_put_be32(h + 16, (uint32_t)(head_len + data_len));
 	struct iovec iov[3] = { { h, sizeof(h) }, { (void *)head, head_len }, { (void *)data, data_len } };
-	return writev_full(c->fd, iov, 3);
+	return transport_writev(&c->xp, iov, 3);
 }
 
 static int error_chunk(struct conn *c, uint64_t cookie, uint32_t error, const char *msg)
@@ -378,6 +301,7 @@ static void conn_unref(struct conn *c)
 	pthread_mutex_unlock(&c->refs_lock);
 	if (left)
 		return;
+	transport_end(&c->xp);
 	server_conn_done(c->st, c->fd);
 	pthread_mutex_destroy(&c->read_lock);
 	pthread_mutex_destroy(&c->write_lock);
@@ -404,7 +328,7 @@ static void *worker(void *arg)
 		uint32_t error = 0;
 
 		pthread_mutex_lock(&c->read_lock);
-		if (c->closing || read_full(c->fd, hdr, sizeof(hdr), true, 0) < 0) {
+		if (c->closing || transport_read(&c->xp, hdr, sizeof(hdr), true, 0) < 0) {
 			c->closing = true;
 			pthread_mutex_unlock(&c->read_lock);
 			break;
@@ -424,7 +348,7 @@ static void *worker(void *arg)
 		if (plen) {
 			/* Read the payload even of a rejected write: the stream stays in step. */
 			payload = malloc(plen);
-			if (!payload || read_full(c->fd, payload, plen, false, 0) < 0) {
+			if (!payload || transport_read(&c->xp, payload, plen, false, 0) < 0) {
 				hang_up(c);
 				pthread_mutex_unlock(&c->read_lock);
 				free(payload);
@@ -458,6 +382,7 @@ void conn_serve(struct server_state *st, int fd)
 		return;
 	}
 	c->fd = fd;
+	c->xp.fd = fd;
 	c->st = st;
 	pthread_mutex_init(&c->read_lock, NULL);
 	pthread_mutex_init(&c->write_lock, NULL);
@@ -469,7 +394,12 @@ void conn_serve(struct server_state *st, int fd)
 	struct timeval limit = { .tv_sec = STALL_MS / 1000 };
 	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &limit, sizeof(limit));
 	c->handshake_deadline = now_ms() + STALL_MS;
-	struct nbd_stream s = { stream_read, stream_write, c };
+	bool tls_required;
+	struct nbd_stream s = { stream_read, stream_write, c, NULL, false };
+	if (server_tls(st, &tls_required)) {
+		s.starttls = stream_starttls;
+		s.tls_required = tls_required;
+	}
 	if (nbd_handshake(&s, server_exports(st), &c->sess) < 0) {
 		c->refs = 1;
 		conn_unref(c);

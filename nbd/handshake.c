@@ -226,6 +226,23 @@ static int export_name(struct nbd_stream *st, const struct opt *o, const struct 
 	return 1;
 }
 
+/* NBD_OPT_STARTTLS: upgrade, and forget everything negotiated before it
+ * (the spec: no state from plaintext options survives). */
+static int starttls(struct nbd_stream *st, const struct opt *o, struct nbd_session *s)
+{
+	if (!st->starttls)
+		return send_error(st, o->code, NBD_REP_ERR_UNSUP, "this server has no TLS");
+	if (s->tls)
+		return send_error(st, o->code, NBD_REP_ERR_INVALID, "TLS is already on");
+	if (o->len)
+		return send_error(st, o->code, NBD_REP_ERR_INVALID, "STARTTLS takes no data");
+	if (send_reply(st, o->code, NBD_REP_ACK, NULL, 0) < 0 || st->starttls(st->ctx) < 0)
+		return -1;
+	memset(s, 0, sizeof(*s));
+	s->tls = true;
+	return 0;
+}
+
 int nbd_handshake(struct nbd_stream *st, const struct nbd_exports *ex, struct nbd_session *s)
 {
 	uint8_t b[18];
@@ -257,6 +274,18 @@ int nbd_handshake(struct nbd_stream *st, const struct nbd_exports *ex, struct nb
 			}
 		}
 		int r;
+		if (st->tls_required && !s->tls && o.code != NBD_OPT_STARTTLS &&
+		    o.code != NBD_OPT_ABORT) {
+			/* EXPORT_NAME has no error reply: the spec says hang up. */
+			r = o.code == NBD_OPT_EXPORT_NAME
+				    ? -1
+				    : send_error(st, o.code, NBD_REP_ERR_TLS_REQD,
+						 "this server requires TLS: send NBD_OPT_STARTTLS first");
+			free(o.data);
+			if (r < 0)
+				return -1;
+			continue;
+		}
 		switch (o.code) {
 		case NBD_OPT_EXPORT_NAME:
 			r = export_name(st, &o, ex, s, no_zeroes);
@@ -285,7 +314,7 @@ int nbd_handshake(struct nbd_stream *st, const struct nbd_exports *ex, struct nb
 			r = meta_context(st, &o, ex, s);
 			break;
 		case NBD_OPT_STARTTLS:
-			r = send_error(st, o.code, NBD_REP_ERR_UNSUP, "TLS is not supported yet");
+			r = starttls(st, &o, s);
 			break;
 		default:
 			r = send_error(st, o.code, NBD_REP_ERR_UNSUP, "unsupported option");

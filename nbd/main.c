@@ -16,7 +16,9 @@
 static const char usage_text[] =
 	"usage: vhd-nbd [-r] [--socket PATH | --bind ADDR] [--port N] [--export NAME=FILE ...]\n"
 	"               [--snapshot] [--pidfile F] [--daemon] [--max-connections N]\n"
-	"               [--threads N] [FILE]\n"
+	"               [--threads N] [--allow-parent-dir DIR ...]\n"
+	"               [--tls=off|on|require] [--tls-certificates DIR | --tls-psk FILE]\n"
+	"               [--tls-verify-peer] [FILE]\n"
 	"\n"
 	"Serve VHD images over the NBD protocol until SIGTERM or SIGINT.\n"
 	"  FILE                  one image, served as the default export (name \"\")\n"
@@ -30,6 +32,14 @@ static const char usage_text[] =
 	"      --daemon          detach once listening\n"
 	"      --max-connections N  at most N clients at once (default 64)\n"
 	"      --threads N       requests in flight per connection (default 4)\n"
+	"      --allow-parent-dir DIR  parents of differencing images may also come\n"
+	"                        from DIR (default: only the image's own folder tree)\n"
+	"      --tls=MODE        off, on (clients choose) or require (default with\n"
+	"                        credentials: require)\n"
+	"      --tls-certificates DIR  X.509: DIR/server-cert.pem, server-key.pem,\n"
+	"                        ca-cert.pem\n"
+	"      --tls-psk FILE    pre-shared keys, \"username:hexkey\" lines (psktool)\n"
+	"      --tls-verify-peer  clients must show a certificate signed by ca-cert.pem\n"
 	"  -h, --help, -V, --version\n";
 
 static void on_signal(int sig)
@@ -69,6 +79,45 @@ static int parse_count(const char *s, int min, int max, int *out)
 		return -1;
 	*out = (int)v;
 	return 0;
+}
+
+/* --tls and its credentials: loaded once, before any client comes. */
+static int setup_tls(struct server_config *cfg, const char *mode, const char *cert_dir,
+		     const char *psk, bool verify_peer)
+{
+	bool creds = cert_dir || psk;
+	enum tls_mode m = creds ? TLS_REQUIRE : TLS_OFF;
+	if (mode && strcmp(mode, "off") == 0)
+		m = TLS_OFF;
+	else if (mode && strcmp(mode, "on") == 0)
+		m = TLS_ON;
+	else if (mode && strcmp(mode, "require") == 0)
+		m = TLS_REQUIRE;
+	else if (mode) {
+		fprintf(stderr, "vhd-nbd: --tls takes off, on or require, not '%s'\n", mode);
+		return -1;
+	}
+	if (cert_dir && psk) {
+		fprintf(stderr, "vhd-nbd: give --tls-certificates or --tls-psk, not both\n");
+		return -1;
+	}
+	if (m != TLS_OFF && !creds) {
+		fprintf(stderr, "vhd-nbd: --tls=%s needs --tls-certificates DIR or --tls-psk FILE\n",
+			mode);
+		return -1;
+	}
+	if (m == TLS_OFF && (creds || verify_peer)) {
+		fprintf(stderr, "vhd-nbd: TLS options given with --tls=off\n");
+		return -1;
+	}
+	if (verify_peer && !cert_dir) {
+		fprintf(stderr, "vhd-nbd: --tls-verify-peer needs --tls-certificates\n");
+		return -1;
+	}
+	if (m == TLS_OFF)
+		return 0;
+	cfg->tls_required = m == TLS_REQUIRE;
+	return tls_creds_load(cert_dir, psk, verify_peer, &cfg->tls);
 }
 
 static void free_exports(struct server_config *cfg)
@@ -126,6 +175,11 @@ int main(int argc, char **argv)
 		{ "daemon", no_argument, NULL, 'D' },
 		{ "max-connections", required_argument, NULL, 'M' },
 		{ "threads", required_argument, NULL, 'T' },
+		{ "allow-parent-dir", required_argument, NULL, 'A' },
+		{ "tls", required_argument, NULL, 't' },
+		{ "tls-certificates", required_argument, NULL, 'C' },
+		{ "tls-psk", required_argument, NULL, 'K' },
+		{ "tls-verify-peer", no_argument, NULL, 'Y' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
@@ -139,7 +193,15 @@ int main(int argc, char **argv)
 	};
 	bool read_only = false, snapshot = false, daemon_mode = false, bind_given = false;
 	const char *pidfile = NULL;
+	const char *tls_mode = NULL, *tls_cert_dir = NULL, *tls_psk = NULL;
+	bool tls_verify_peer = false;
+	/* --allow-parent-dir, NULL-terminated; the strings are argv's. */
+	const char **parent_dirs = calloc((size_t)argc + 1, sizeof(*parent_dirs));
+	size_t nparent_dirs = 0;
 	int c;
+
+	if (!parent_dirs)
+		return 1;
 
 	while ((c = getopt_long(argc, argv, "rk:b:p:e:shV", opts, NULL)) != -1) {
 		switch (c) {
@@ -195,10 +257,33 @@ int main(int argc, char **argv)
 				goto fail;
 			}
 			break;
+		case 'A': {
+			struct stat st;
+			if (stat(optarg, &st) < 0 || !S_ISDIR(st.st_mode)) {
+				fprintf(stderr, "vhd-nbd: --allow-parent-dir %s: not a folder\n", optarg);
+				goto fail;
+			}
+			parent_dirs[nparent_dirs++] = optarg;
+			break;
+		}
+		case 't':
+			tls_mode = optarg;
+			break;
+		case 'C':
+			tls_cert_dir = optarg;
+			break;
+		case 'K':
+			tls_psk = optarg;
+			break;
+		case 'Y':
+			tls_verify_peer = true;
+			break;
 		case 'h':
+			free(parent_dirs);
 			fputs(usage_text, stdout);
 			return 0;
 		case 'V':
+			free(parent_dirs);
 			printf("vhd-nbd %s\n", LIBVHD_VERSION_STRING);
 			return 0;
 		default:
@@ -218,11 +303,13 @@ int main(int argc, char **argv)
 	}
 	if (rest == 1 && add_export(&cfg, "", argv[optind]) < 0)
 		goto fail;
+	if (setup_tls(&cfg, tls_mode, tls_cert_dir, tls_psk, tls_verify_peer) < 0)
+		goto fail;
 
 	for (size_t i = 0; i < cfg.exports.n; i++) {
 		struct vhd_error err;
 		struct nbd_export *e = &cfg.exports.v[i];
-		if (nbd_export_open(e, read_only, snapshot, &err) < 0) {
+		if (nbd_export_open(e, read_only, snapshot, parent_dirs, &err) < 0) {
 			fprintf(stderr, "vhd-nbd: %s\n", err.message);
 			goto fail;
 		}
@@ -272,10 +359,14 @@ int main(int argc, char **argv)
 		}
 	}
 	free_exports(&cfg);
+	free(parent_dirs);
+	tls_creds_free(cfg.tls);
 	if (pidfile)
 		unlink(pidfile);
 	return status;
 fail:
 	free_exports(&cfg);
+	free(parent_dirs);
+	tls_creds_free(cfg.tls);
 	return 1;
 }

@@ -17,6 +17,12 @@ struct nbd_stream {
 	/* Write all len bytes: 0, or -1. */
 	int (*write)(void *ctx, const void *buf, size_t len);
 	void *ctx;
+	/* NBD_OPT_STARTTLS, after the ACK went out: run the TLS handshake,
+	 * then read and write through TLS.  0, or -1 (hang up).  NULL: this
+	 * server has no TLS. */
+	int (*starttls)(void *ctx);
+	/* Refuse every option but STARTTLS and ABORT until TLS is on. */
+	bool tls_required;
 };
 
 /* ---- exports ------------------------------------------------------------ */
@@ -46,6 +52,7 @@ struct nbd_session {
 	const struct nbd_export *exp;
 	bool structured;            /* structured replies negotiated */
 	bool base_allocation;       /* base:allocation selected */
+	bool tls;                   /* the session runs over TLS */
 };
 
 #define NBD_BASE_ALLOCATION_ID 1u

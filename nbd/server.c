@@ -45,6 +45,13 @@ int server_threads(struct server_state *st)
 	return st->cfg->threads;
 }
 
+struct tls_creds *server_tls(struct server_state *st, bool *required)
+{
+	if (required)
+		*required = st->cfg->tls_required;
+	return st->cfg->tls;
+}
+
 /* ---- memory budget --------------------------------------------------------- */
 
 static struct {

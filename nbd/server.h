@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include "nbd.h"
+#include "tls.h"
 
 struct server_config {
 	struct nbd_exports exports;
@@ -17,9 +18,14 @@ struct server_config {
 	int max_connections;
 	int threads;               /* workers per connection */
 	uint64_t memory_budget;    /* bytes of request buffers in flight, all connections */
+	struct tls_creds *tls;     /* NULL: no TLS (--tls=off) */
+	bool tls_required;         /* --tls=require */
 };
 
-int nbd_export_open(struct nbd_export *e, bool read_only, bool snapshot, struct vhd_error *err);
+/* Open the export's image; its parents only from its own folder tree and
+ * allow_parent_dirs (NULL-terminated, may be NULL). */
+int nbd_export_open(struct nbd_export *e, bool read_only, bool snapshot,
+		    const char *const *allow_parent_dirs, struct vhd_error *err);
 int nbd_export_close(struct nbd_export *e);
 
 /* Listen: fills the listening sockets; messages on stderr. */
@@ -36,6 +42,8 @@ void conn_serve(struct server_state *st, int fd);
 void server_conn_done(struct server_state *st, int fd);
 const struct nbd_exports *server_exports(struct server_state *st);
 int server_threads(struct server_state *st);
+/* The TLS credentials (NULL: no TLS); *required (may be NULL): --tls=require. */
+struct tls_creds *server_tls(struct server_state *st, bool *required);
 /* Readable once the server is stopping. */
 int server_stop_fd(void);
 

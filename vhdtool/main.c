@@ -73,6 +73,18 @@ const struct command vhdtool_commands[] = {
 	{ "set-parent", cmd_set_parent, "[--ignore-id-mismatch] CHILD NEWPARENT",
 	  "Point a differencing image at its parent's new place (new W2ru and MacX locators).\n"
 	  "      --ignore-id-mismatch  accept a parent with another UUID (and record it)" },
+	{ "boot-check", cmd_boot_check, "[--program PATH] [--dest DIR|FILE] [--json] FILE",
+	  "Check that vhdboot.efi can boot the image (any type; a chain reads through its\n"
+	  "parents): a protective MBR and a valid GPT (the backup header if the primary is\n"
+	  "broken, as firmware does), an ESP with a FAT file system, and on it the program the\n"
+	  "loader starts: \\EFI\\BOOT\\BOOTX64.EFI, else \\EFI\\*\\shimx64.efi, else\n"
+	  "\\EFI\\*\\grubx64.efi. Warns when the backup GPT header is not at the last LBA.\n"
+	  "Exit status: 0 bootable, 1 not bootable (the reason on stderr), 2 error.\n"
+	  "      --program PATH   the loader's program= (a path on the ESP)\n"
+	  "      --dest DIR|FILE  where the VHD will sit: warn when that file system is FAT,\n"
+	  "                       which holds files up to 4 GiB - 1 byte (or a dynamic image\n"
+	  "                       could grow past that)\n"
+	  "      --json           machine-readable output" },
 	{ NULL, NULL, NULL, NULL },
 };
 

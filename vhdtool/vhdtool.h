@@ -71,5 +71,6 @@ int cmd_compact(int argc, char **argv);
 int cmd_resize(int argc, char **argv);
 int cmd_merge(int argc, char **argv);
 int cmd_set_parent(int argc, char **argv);
+int cmd_boot_check(int argc, char **argv);
 
 #endif

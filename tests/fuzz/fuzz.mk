@@ -14,7 +14,8 @@
 FUZZ_CC        ?= clang
 FUZZ_TIME      ?= 60
 FUZZ_REPLAY_TIME ?= 20
-FUZZ_TARGETS   ?= fuzz_footer fuzz_header fuzz_utf fuzz_nbd fuzz_check fuzz_image
+FUZZ_TARGETS   ?= fuzz_footer fuzz_header fuzz_utf fuzz_nbd fuzz_check fuzz_image \
+		  fuzz_bootconf fuzz_fsmap
 FUZZ_ARGS      ?=
 FUZZ_DIR       := $(or $(BUILD),build)/fuzz
 FUZZ_SRC       := tests/fuzz
@@ -25,7 +26,9 @@ FUZZ_OBJS      := $(addprefix $(FUZZ_DIR)/obj/,$(addsuffix .o,$(FUZZ_CORE)))
 FUZZ_NBD_OBJS  := $(addprefix $(FUZZ_DIR)/obj/nbd/,handshake.o request.o export.o) \
 		  $(addprefix $(FUZZ_DIR)/obj/,io_posix.o host.o)
 FUZZ_LIB_BINS  := $(addprefix $(FUZZ_DIR)/,fuzz_footer fuzz_header fuzz_utf fuzz_check fuzz_image)
-FUZZ_BINS      := $(FUZZ_LIB_BINS) $(FUZZ_DIR)/fuzz_nbd
+# vhdboot's config parser and FAT/exFAT mapper (pure C, efiboot/).
+FUZZ_EFI_BINS  := $(addprefix $(FUZZ_DIR)/,fuzz_bootconf fuzz_fsmap)
+FUZZ_BINS      := $(FUZZ_LIB_BINS) $(FUZZ_DIR)/fuzz_nbd $(FUZZ_EFI_BINS)
 
 FUZZ_SAN       := -fsanitize=address,undefined -fno-sanitize-recover=undefined
 FUZZ_CFLAGS    := -std=c11 -D_DEFAULT_SOURCE -D_FILE_OFFSET_BITS=64 -g -O1 \
@@ -48,6 +51,10 @@ FUZZ_MAXLEN_fuzz_utf    := 2048
 FUZZ_MAXLEN_fuzz_nbd    := 16384
 FUZZ_MAXLEN_fuzz_check  := 2200000
 FUZZ_MAXLEN_fuzz_image  := 2200000
+# vhdboot.conf text plus LoadOptions: room for 2 KiB cmdline= values.
+FUZZ_MAXLEN_fuzz_bootconf := 8192
+# Whole partitions: the 64 KiB FAT12/exFAT seeds and room to grow.
+FUZZ_MAXLEN_fuzz_fsmap  := 131072
 # The committed corpus stays small: `make fuzz` merges back only inputs of
 # at most FUZZ_KEEP_MAX bytes that add edge coverage (-use_counters=0).
 FUZZ_KEEP_MAX  := 65536
@@ -59,6 +66,8 @@ FUZZ_RUNS_fuzz_utf      := 150000
 FUZZ_RUNS_fuzz_nbd      := 200000
 FUZZ_RUNS_fuzz_check    := 25000
 FUZZ_RUNS_fuzz_image    := 6000
+FUZZ_RUNS_fuzz_bootconf := 200000
+FUZZ_RUNS_fuzz_fsmap    := 20000
 
 .PHONY: fuzz fuzz-build fuzz-replay fuzz-pending
 
@@ -97,6 +106,11 @@ $(FUZZ_DIR)/fuzz_nbd: $(FUZZ_SRC)/fuzz_nbd.c $(FUZZ_OBJS) $(FUZZ_NBD_OBJS) nbd/*
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -Inbd $(FUZZ_SAN) -fsanitize=fuzzer -o $@ $< $(FUZZ_NBD_OBJS) \
 		$(FUZZ_OBJS) $(FUZZ_LIBS)
 
+$(FUZZ_EFI_BINS): $(FUZZ_DIR)/%: $(FUZZ_SRC)/%.c efiboot/bootconf.c efiboot/fsmap.c efiboot/fat.c efiboot/exfat.c efiboot/fsdir.c efiboot/*.h \
+		$(FUZZ_OBJS) | $(FUZZ_DIR)/toolchain.ok
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -Iefiboot $(FUZZ_SAN) -fsanitize=fuzzer -o $@ $< \
+		efiboot/bootconf.c efiboot/fsmap.c efiboot/fat.c efiboot/exfat.c efiboot/fsdir.c $(FUZZ_OBJS) $(FUZZ_LIBS)
+
 # Grow the corpus: fuzz a working copy, then merge into the committed
 # corpus only the inputs that add coverage.
 fuzz: fuzz-build
@@ -106,6 +120,8 @@ fuzz: fuzz-build
 		fuzz_footer) ml=$(FUZZ_MAXLEN_fuzz_footer) ;; fuzz_header) ml=$(FUZZ_MAXLEN_fuzz_header) ;; \
 		fuzz_utf) ml=$(FUZZ_MAXLEN_fuzz_utf) ;; fuzz_check) ml=$(FUZZ_MAXLEN_fuzz_check) ;; \
 		fuzz_nbd) ml=$(FUZZ_MAXLEN_fuzz_nbd) ;; \
+		fuzz_bootconf) ml=$(FUZZ_MAXLEN_fuzz_bootconf) ;; \
+		fuzz_fsmap) ml=$(FUZZ_MAXLEN_fuzz_fsmap) ;; \
 		*) ml=$(FUZZ_MAXLEN_fuzz_image) ;; esac; \
 		work=$(FUZZ_DIR)/corpus-$$t; log=$(FUZZ_DIR)/$$t.log; \
 		mkdir -p $$work $(FUZZ_SRC)/corpus/$$t; \
@@ -141,6 +157,8 @@ fuzz-replay: fuzz-build
 		fuzz_utf) ml=$(FUZZ_MAXLEN_fuzz_utf); runs=$(FUZZ_RUNS_fuzz_utf) ;; \
 		fuzz_nbd) ml=$(FUZZ_MAXLEN_fuzz_nbd); runs=$(FUZZ_RUNS_fuzz_nbd) ;; \
 		fuzz_check) ml=$(FUZZ_MAXLEN_fuzz_check); runs=$(FUZZ_RUNS_fuzz_check) ;; \
+		fuzz_bootconf) ml=$(FUZZ_MAXLEN_fuzz_bootconf); runs=$(FUZZ_RUNS_fuzz_bootconf) ;; \
+		fuzz_fsmap) ml=$(FUZZ_MAXLEN_fuzz_fsmap); runs=$(FUZZ_RUNS_fuzz_fsmap) ;; \
 		*) ml=$(FUZZ_MAXLEN_fuzz_image); runs=$(FUZZ_RUNS_fuzz_image) ;; esac; \
 		scratch=$(FUZZ_DIR)/replay-$$t; log=$(FUZZ_DIR)/$$t.replay.log; \
 		rm -rf $$scratch; mkdir -p $$scratch $(FUZZ_SRC)/corpus/$$t; \

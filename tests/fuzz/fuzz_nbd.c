@@ -55,6 +55,15 @@ static int ms_read(void *ctx, void *buf, size_t len)
 	return 0;
 }
 
+/* STARTTLS: the memory stream stands in for the TLS channel (the rules
+ * around it are what is fuzzed here, not GnuTLS). */
+static int ms_starttls(void *ctx)
+{
+	struct mem_stream *m = ctx;
+	CHECK(m->expect_payload == -1);     /* the ACK went out whole first */
+	return 0;
+}
+
 static int ms_write(void *ctx, const void *buf, size_t len)
 {
 	struct mem_stream *m = ctx;
@@ -152,7 +161,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	v[0].read_only = mode & 0x40;
 	struct nbd_exports ex = { v, 3 };
 	struct mem_stream m = { data + 1, size - 1, 0, 0, -1, 0 };
-	struct nbd_stream st = { ms_read, ms_write, &m };
+	/* Both export sizes "4096" (bits 0-5 all set): --tls=require. */
+	bool tls_required = (mode & 0x3f) == 0x3f;
+	struct nbd_stream st = { ms_read, ms_write, &m, ms_starttls, tls_required };
 	struct nbd_session s;
 
 	if (mode & 0x80) {
@@ -168,6 +179,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (r < 0)
 			return 0;
 		CHECK(s.exp == &v[0] || s.exp == &v[1] || s.exp == &v[2]);
+		CHECK(s.tls || !tls_required);      /* no plaintext transmission */
 		CHECK(nbd_find_export(&ex, s.exp->name) == s.exp);
 		uint16_t tf = nbd_transmission_flags(s.exp, s.structured);
 		CHECK(tf & NBD_FLAG_HAS_FLAGS);
