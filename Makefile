@@ -31,7 +31,8 @@ LIB_OBJS    := $(addprefix $(BUILD)/obj/libvhd/,$(addsuffix .o,$(CORE_SRCS) $(HO
 TOOL_SRCS   := $(wildcard vhdtool/*.c)
 TOOL_OBJS   := $(patsubst vhdtool/%.c,$(BUILD)/obj/vhdtool/%.o,$(TOOL_SRCS))
 
-NBD_SRCS    := $(wildcard nbd/*.c)
+# tls_none.c stands in for tls.c (GnuTLS) in the static build only.
+NBD_SRCS    := $(filter-out nbd/tls_none.c,$(wildcard nbd/*.c))
 NBD_OBJS    := $(patsubst nbd/%.c,$(BUILD)/obj/nbd/%.o,$(NBD_SRCS))
 
 UNIT_SRCS   := $(wildcard tests/unit/*.c)
@@ -81,6 +82,14 @@ $(BUILD)/vhdtool: $(TOOL_OBJS) $(FSMAP_OBJS) $(BUILD)/libvhd.a
 
 $(BUILD)/vhd-nbd: $(NBD_OBJS) $(BUILD)/libvhd.a
 	$(CC) $(LDSAN) -o $@ $(NBD_OBJS) $(BUILD)/libvhd.a $(LDLIBS) -lgnutls
+
+# For an initramfs (vhd-nbd --initramfs): no shared libraries, no TLS
+# (Debian ships no static p11-kit or libunistring for GnuTLS).
+NBD_STATIC_OBJS := $(filter-out $(BUILD)/obj/nbd/tls.o,$(NBD_OBJS)) $(BUILD)/obj/nbd/tls_none.o
+.PHONY: vhd-nbd-static
+vhd-nbd-static: $(BUILD)/vhd-nbd-static
+$(BUILD)/vhd-nbd-static: $(NBD_STATIC_OBJS) $(BUILD)/libvhd.a
+	$(CC) -static -o $@ $(NBD_STATIC_OBJS) $(BUILD)/libvhd.a $(LDLIBS)
 
 $(BUILD)/libvhd.pc: libvhd/libvhd.pc.in Makefile
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' -e 's|@VERSION@|$(VERSION)|' $< > $@

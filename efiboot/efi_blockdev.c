@@ -6,8 +6,8 @@
  */
 #include "efi_glue.h"
 
-/* {5d1a7e3c-9b0f-4c55-8e07-1f0a6b2d8c41}: vhdboot's virtual disks. */
-static EFI_GUID vhdboot_vendor = { 0x5d1a7e3c, 0x9b0f, 0x4c55,
+/* {5d1a7e3c-9b0f-4c55-8e07-1f0a6b2d8c41} */
+EFI_GUID vb_vendor_guid = { 0x5d1a7e3c, 0x9b0f, 0x4c55,
 				   { 0x8e, 0x07, 0x1f, 0x0a, 0x6b, 0x2d, 0x8c, 0x41 } };
 
 struct vhd_device_path {
@@ -114,7 +114,7 @@ EFI_STATUS vb_blockdev_install(struct vhd_image *img, bool writable, struct vb_b
 	d->path.vendor.Header.Type = HARDWARE_DEVICE_PATH;
 	d->path.vendor.Header.SubType = HW_VENDOR_DP;
 	SetDevicePathNodeLength(&d->path.vendor.Header, sizeof(d->path.vendor) + sizeof(d->path.uuid));
-	d->path.vendor.Guid = vhdboot_vendor;
+	d->path.vendor.Guid = vb_vendor_guid;
 	memcpy(d->path.uuid, info.uuid, 16);
 	SetDevicePathEndNode(&d->path.end);
 

@@ -30,6 +30,9 @@ struct vb_volume {
 
 /* The volume on handle h (the loader's own, or one found by PARTUUID). */
 int vb_volume_open(EFI_HANDLE h, struct vb_volume *vol, char *err, size_t errlen);
+/* The GPT unique partition GUID of vol (EFI_GUID byte order), or -ENOENT
+ * when vol is not a GPT partition. */
+int vb_volume_partuuid(const struct vb_volume *vol, uint8_t guid[16]);
 /* The GPT partition whose unique GUID is guid (EFI_GUID byte order). */
 int vb_volume_find_partuuid(const uint8_t guid[16], struct vb_volume *vol, char *err,
 			    size_t errlen);
@@ -51,6 +54,19 @@ EFI_STATUS vb_blockdev_install(struct vhd_image *img, bool writable, struct vb_b
 EFI_HANDLE vb_blockdev_handle(const struct vb_blockdev *dev);
 EFI_DEVICE_PATH *vb_blockdev_path(const struct vb_blockdev *dev);
 void vb_blockdev_uninstall(struct vb_blockdev *dev);
+
+/* vhdboot's vendor GUID: its device paths and its EFI variables. */
+extern EFI_GUID vb_vendor_guid;
+
+/* The OS handoffs (docs/handoff.md).  vb_handoff_params writes the kernel
+ * parameters for handoff=linear and nbd into out (" vhd.handoff=..."; ""
+ * for the others); vb_ramdisk_register copies the disk into reserved
+ * memory and registers it with EFI_RAM_DISK_PROTOCOL. */
+struct vb_entry;
+int vb_handoff_params(const struct vb_entry *e, struct vb_volume *vol, struct vhd_image *img,
+		      struct vhd_io *io, char *out, size_t outlen, char *err, size_t errlen);
+EFI_STATUS vb_ramdisk_register(struct vhd_image *img, EFI_DEVICE_PATH **path, char *err,
+			       size_t errlen);
 
 /* One line on the console (and so the serial port): "vhdboot: ...". */
 void vb_say(const char *fmt, ...);

@@ -14,6 +14,8 @@
 #define CONF_NAME  "vhdboot.conf"
 #define CONF_MAX   (256u << 10)
 #define PATH16_MAX VB_PATH_MAX
+/* cmdline= plus the handoff's parameters. */
+#define KERNEL_CMDLINE_MAX (VB_CMDLINE_MAX + 2048)
 
 static struct vb_config config;     /* large: keep it off the stack */
 static struct vb_volume volume;     /* outlives every io mapped on it */
@@ -249,7 +251,7 @@ static const char *ascii_of(const CHAR16 *s, char *buf, size_t len)
 }
 
 static EFI_STATUS start_program(EFI_HANDLE image, EFI_HANDLE fs, const CHAR16 *program,
-				const struct vb_entry *e)
+				const char *options)
 {
 	char name[VB_PATH_MAX];
 	ascii_of(program, name, sizeof(name));
@@ -263,9 +265,9 @@ static EFI_STATUS start_program(EFI_HANDLE image, EFI_HANDLE fs, const CHAR16 *p
 		vb_error("cannot load %s from the VHD (status %llx)", name, (unsigned long long)st);
 		return st;
 	}
-	static CHAR16 cmdline[VB_CMDLINE_MAX];
+	static CHAR16 cmdline[KERNEL_CMDLINE_MAX];
 	EFI_LOADED_IMAGE *li = NULL;
-	if (e->cmdline[0] && utf8_to_ucs2(e->cmdline, cmdline, VB_CMDLINE_MAX) &&
+	if (options[0] && utf8_to_ucs2(options, cmdline, KERNEL_CMDLINE_MAX) &&
 	    BS->HandleProtocol(child, &gEfiLoadedImageProtocolGuid, (void **)&li) == EFI_SUCCESS) {
 		li->LoadOptions = cmdline;
 		li->LoadOptionsSize = (UINT32)((StrLen(cmdline) + 1) * sizeof(CHAR16));
@@ -316,10 +318,6 @@ static EFI_STATUS boot_entry(EFI_HANDLE image, EFI_LOADED_IMAGE *li, const struc
 	struct vhd_image *img;
 	int r;
 
-	if (e->handoff != VB_HANDOFF_NONE) {
-		vb_error("handoff=%s is not available in this build", vb_handoff_name(e->handoff));
-		return EFI_UNSUPPORTED;
-	}
 	r = e->vhd_on_partuuid ? vb_volume_find_partuuid(e->partuuid, &volume, err, sizeof(err))
 			       : vb_volume_open(li->DeviceHandle, &volume, err, sizeof(err));
 	if (r < 0) {
@@ -364,14 +362,41 @@ static EFI_STATUS boot_entry(EFI_HANDLE image, EFI_LOADED_IMAGE *li, const struc
 	vb_say("%s: %s VHD, %s%s", e->vhd, vhd_type_name(info.type),
 	       human_size(info.virtual_size, size, sizeof(size)), e->writable ? ", writable" : "");
 
-	struct vb_blockdev *dev;
-	EFI_STATUS st = vb_blockdev_install(img, e->writable, &dev);
-	if (st != EFI_SUCCESS) {
-		vb_error("cannot install the virtual disk (status %llx)", (unsigned long long)st);
+	static char options_out[KERNEL_CMDLINE_MAX];
+	char extra[2048];
+	if (vb_handoff_params(e, &volume, img, io, extra, sizeof(extra), err, sizeof(err)) < 0) {
+		vb_error("handoff=%s: %s", vb_handoff_name(e->handoff), err);
 		vhd_close(img);
-		return st;
+		return EFI_UNSUPPORTED;
 	}
-	BS->ConnectController(vb_blockdev_handle(dev), NULL, NULL, TRUE);
+	vhd_format(options_out, sizeof(options_out), "%s%s", e->cmdline, e->cmdline[0] ? extra : extra + (extra[0] == ' '));
+
+	/* The disk the program starts from: ours, or the RAM disk's copy. */
+	struct vb_blockdev *dev = NULL;
+	EFI_DEVICE_PATH *disk_path = NULL;
+	EFI_STATUS st;
+	if (e->handoff == VB_HANDOFF_RAMDISK) {
+		st = vb_ramdisk_register(img, &disk_path, err, sizeof(err));
+		vhd_close(img);
+		img = NULL;
+		if (st != EFI_SUCCESS) {
+			vb_error("handoff=ramdisk: %s", err);
+			return st;
+		}
+		EFI_DEVICE_PATH *rest = disk_path;
+		EFI_HANDLE h;
+		if (BS->LocateDevicePath(&gEfiBlockIoProtocolGuid, &rest, &h) == EFI_SUCCESS)
+			BS->ConnectController(h, NULL, NULL, TRUE);
+	} else {
+		st = vb_blockdev_install(img, e->writable, &dev);
+		if (st != EFI_SUCCESS) {
+			vb_error("cannot install the virtual disk (status %llx)", (unsigned long long)st);
+			vhd_close(img);
+			return st;
+		}
+		disk_path = vb_blockdev_path(dev);
+		BS->ConnectController(vb_blockdev_handle(dev), NULL, NULL, TRUE);
+	}
 
 	UINTN count = 0;
 	EFI_HANDLE *handles = NULL;
@@ -382,7 +407,7 @@ static EFI_STATUS boot_entry(EFI_HANDLE image, EFI_LOADED_IMAGE *li, const struc
 	bool any_fs = false;
 	static CHAR16 program[PATH16_MAX];
 	for (UINTN i = 0; i < count && !fs; i++) {
-		if (!path_under(DevicePathFromHandle(handles[i]), vb_blockdev_path(dev)))
+		if (!path_under(DevicePathFromHandle(handles[i]), disk_path))
 			continue;
 		any_fs = true;
 		if (find_program(handles[i], e, program, PATH16_MAX))
@@ -404,15 +429,16 @@ static EFI_STATUS boot_entry(EFI_HANDLE image, EFI_LOADED_IMAGE *li, const struc
 	} else {
 		char name[VB_PATH_MAX];
 		vb_say("starting %s%s%s", ascii_of(program, name, sizeof(name)),
-		       e->cmdline[0] ? " " : "", e->cmdline);
-		st = start_program(image, fs, program, e);
+		       options_out[0] ? " " : "", options_out);
+		st = start_program(image, fs, program, options_out);
 	}
-	vb_blockdev_uninstall(dev);
-	vhd_close(img);
+	if (dev)
+		vb_blockdev_uninstall(dev);
+	if (img)
+		vhd_close(img);
 	return st;
 }
 
-/* Called by gnu-efi's crt0, which converts the ABI: not EFIAPI. */
 EFI_STATUS efi_main(EFI_HANDLE image, EFI_SYSTEM_TABLE *systab);
 
 EFI_STATUS efi_main(EFI_HANDLE image, EFI_SYSTEM_TABLE *systab)

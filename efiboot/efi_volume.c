@@ -52,6 +52,15 @@ static HARDDRIVE_DEVICE_PATH *gpt_node(EFI_DEVICE_PATH *dp)
 	return hd && hd->SignatureType == SIGNATURE_TYPE_GUID ? hd : NULL;
 }
 
+int vb_volume_partuuid(const struct vb_volume *vol, uint8_t guid[16])
+{
+	HARDDRIVE_DEVICE_PATH *hd = gpt_node(DevicePathFromHandle(vol->handle));
+	if (!hd)
+		return -ENOENT;
+	memcpy(guid, hd->Signature, 16);
+	return 0;
+}
+
 int vb_volume_find_partuuid(const uint8_t guid[16], struct vb_volume *vol, char *err,
 			    size_t errlen)
 {

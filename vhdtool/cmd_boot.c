@@ -342,16 +342,21 @@ read_error:
 
 static int check_partitions(struct report *r, const uint8_t *array, const char *want)
 {
-	r->parts = calloc(r->hdr.entry_count, sizeof(*r->parts));
+	/* Room for the used entries only: an array may list 32768 slots. */
+	struct gpt_part scratch;
+	size_t used = 0;
+	for (uint32_t i = 0; i < r->hdr.entry_count; i++)
+		used += (size_t)gpt_entry(&r->hdr, array, i, &scratch);
+	r->parts = calloc(used ? used : 1, sizeof(*r->parts));
 	if (!r->parts) {
 		vt_error("out of memory");
 		return -ENOMEM;
 	}
 	for (uint32_t i = 0; i < r->hdr.entry_count; i++) {
-		struct part_report *pr = &r->parts[r->nparts];
-		if (gpt_entry(&r->hdr, array, i, &pr->p) == 0)
+		if (gpt_entry(&r->hdr, array, i, &scratch) == 0)
 			continue;
-		r->nparts++;
+		struct part_report *pr = &r->parts[r->nparts++];
+		pr->p = scratch;
 		pr->esp = gpt_guid_equal(pr->p.type, gpt_type_esp);
 		pr->inside = pr->p.first_lba <= pr->p.last_lba &&
 			     pr->p.first_lba >= r->hdr.first_usable_lba &&

@@ -10,7 +10,7 @@ requires cc
 
 make -s -C "$TOP" install DESTDIR="$T/root" PREFIX=/usr/local >/dev/null
 R=$T/root/usr/local
-for f in bin/vhdtool bin/vhd-nbd share/man/man8/vhd-nbd.8 lib/libvhd.a lib/libvhd.so lib/libvhd.so.1 include/libvhd.h \
+for f in bin/vhdtool bin/vhd-nbd bin/vhdboot-install share/man/man8/vhd-nbd.8 lib/libvhd.a lib/libvhd.so lib/libvhd.so.1 include/libvhd.h \
 	 lib/pkgconfig/libvhd.pc share/man/man1/vhdtool.1 share/man/man3/libvhd.3; do
 	[ -e "$R/$f" ] || fail "make install did not install $f"
 done
