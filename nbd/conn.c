@@ -405,6 +405,7 @@ void conn_serve(struct server_state *st, int fd)
 		conn_unref(c);
 		return;
 	}
+	server_conn_transmitting(st);
 	/* This thread is the first worker; start the others. */
 	int n = server_threads(st);
 	c->refs = n;

@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "initramfs.h"
 #include "server.h"
 
 static const char usage_text[] =
@@ -18,7 +19,8 @@ static const char usage_text[] =
 	"               [--snapshot] [--pidfile F] [--daemon] [--max-connections N]\n"
 	"               [--threads N] [--allow-parent-dir DIR ...]\n"
 	"               [--tls=off|on|require] [--tls-certificates DIR | --tls-psk FILE]\n"
-	"               [--tls-verify-peer] [FILE]\n"
+	"               [--tls-verify-peer] [--initramfs] [--log FILE] [--verbose]\n"
+	"               [FILE]\n"
 	"\n"
 	"Serve VHD images over the NBD protocol until SIGTERM or SIGINT.\n"
 	"  FILE                  one image, served as the default export (name \"\")\n"
@@ -40,6 +42,14 @@ static const char usage_text[] =
 	"                        ca-cert.pem\n"
 	"      --tls-psk FILE    pre-shared keys, \"username:hexkey\" lines (psktool)\n"
 	"      --tls-verify-peer  clients must show a certificate signed by ca-cert.pem\n"
+	"      --initramfs       serve the root file system from an initramfs: one\n"
+	"                        export on --socket, implies --daemon; memory locked,\n"
+	"                        PR_SET_IO_FLUSHER, oom_score_adj -1000, argv[0] '@';\n"
+	"                        SIGTERM, SIGINT and SIGHUP ignored; exits 0 once the\n"
+	"                        last client is gone (SIGUSR1 stops it sooner)\n"
+	"      --log FILE        once listening, append messages to FILE (e.g.\n"
+	"                        /dev/kmsg) instead of stderr\n"
+	"      --verbose         with --initramfs, keep stderr (default: /dev/null)\n"
 	"  -h, --help, -V, --version\n";
 
 static void on_signal(int sig)
@@ -134,6 +144,24 @@ static void free_exports(struct server_config *cfg)
 	cfg->exports.n = 0;
 }
 
+/* --initramfs: one export, on a unix socket, no TLS, writes to the image. */
+static int check_initramfs(const struct server_config *cfg, bool snapshot, bool tls)
+{
+	const char *why = NULL;
+	if (cfg->exports.n != 1)
+		why = "exactly one export";
+	else if (!cfg->socket_path)
+		why = "--socket PATH";
+	else if (snapshot)
+		why = "no --snapshot (writes must reach the image)";
+	else if (tls)
+		why = "no TLS options (the socket is local)";
+	if (!why)
+		return 0;
+	fprintf(stderr, "vhd-nbd: --initramfs needs %s\n", why);
+	return -1;
+}
+
 /* Fork once listening; the parent exits when the child says it is ready. */
 static int daemonize(int *ready_fd)
 {
@@ -180,6 +208,9 @@ int main(int argc, char **argv)
 		{ "tls-certificates", required_argument, NULL, 'C' },
 		{ "tls-psk", required_argument, NULL, 'K' },
 		{ "tls-verify-peer", no_argument, NULL, 'Y' },
+		{ "initramfs", no_argument, NULL, 'I' },
+		{ "log", required_argument, NULL, 'L' },
+		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
@@ -195,6 +226,8 @@ int main(int argc, char **argv)
 	const char *pidfile = NULL;
 	const char *tls_mode = NULL, *tls_cert_dir = NULL, *tls_psk = NULL;
 	bool tls_verify_peer = false;
+	bool initramfs = false, verbose = false;
+	const char *log_path = NULL;
 	/* --allow-parent-dir, NULL-terminated; the strings are argv's. */
 	const char **parent_dirs = calloc((size_t)argc + 1, sizeof(*parent_dirs));
 	size_t nparent_dirs = 0;
@@ -278,6 +311,15 @@ int main(int argc, char **argv)
 		case 'Y':
 			tls_verify_peer = true;
 			break;
+		case 'I':
+			initramfs = true;
+			break;
+		case 'L':
+			log_path = optarg;
+			break;
+		case 'v':
+			verbose = true;
+			break;
 		case 'h':
 			free(parent_dirs);
 			fputs(usage_text, stdout);
@@ -303,6 +345,19 @@ int main(int argc, char **argv)
 	}
 	if (rest == 1 && add_export(&cfg, "", argv[optind]) < 0)
 		goto fail;
+	if (initramfs) {
+		if (check_initramfs(&cfg, snapshot, tls_mode || tls_cert_dir || tls_psk) < 0)
+			goto fail;
+		daemon_mode = true;
+		cfg.memory_budget = INITRAMFS_MEMORY_BUDGET;
+		cfg.stop_when_idle = true;
+		initramfs_tune_malloc();
+	}
+	int log_fd = -1;
+	if (log_path && (log_fd = open(log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600)) < 0) {
+		fprintf(stderr, "vhd-nbd: --log %s: %s\n", log_path, strerror(errno));
+		goto fail;
+	}
 	if (setup_tls(&cfg, tls_mode, tls_cert_dir, tls_psk, tls_verify_peer) < 0)
 		goto fail;
 
@@ -325,8 +380,21 @@ int main(int argc, char **argv)
 	/* Handlers before the pidfile: whoever reads it may signal at once. */
 	struct sigaction sa = { .sa_handler = on_signal };
 	sigemptyset(&sa.sa_mask);
-	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGINT, &sa, NULL);
+	if (initramfs) {
+		/*
+		 * The root file system hangs on this process: the shutdown's
+		 * kill passes must not stop it while the kernel still writes.
+		 * It ends when its last client leaves (nbd-client -d), or on
+		 * SIGUSR1 when the attach never happened.
+		 */
+		signal(SIGTERM, SIG_IGN);
+		signal(SIGINT, SIG_IGN);
+		signal(SIGHUP, SIG_IGN);
+		sigaction(SIGUSR1, &sa, NULL);
+	} else {
+		sigaction(SIGTERM, &sa, NULL);
+		sigaction(SIGINT, &sa, NULL);
+	}
 	if (server_listen(&cfg) < 0)
 		goto fail;
 	int ready_fd = -1;
@@ -339,6 +407,19 @@ int main(int argc, char **argv)
 		if (!f || fprintf(f, "%ld\n", (long)getpid()) < 0 || fclose(f) != 0) {
 			fprintf(stderr, "vhd-nbd: %s: %s\n", pidfile, strerror(errno));
 			goto fail;
+		}
+	}
+	if (initramfs)
+		initramfs_harden(argv[0]);
+	/* Last, so that every message so far reached whoever started us. */
+	if (log_fd >= 0) {
+		dup2(log_fd, 2);
+		close(log_fd);
+	} else if (initramfs && !verbose) {
+		int null = open("/dev/null", O_WRONLY);
+		if (null >= 0) {
+			dup2(null, 2);
+			close(null);
 		}
 	}
 	if (ready_fd >= 0) {

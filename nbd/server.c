@@ -27,6 +27,7 @@ struct server_state {
 	pthread_cond_t changed;
 	int *fds;               /* open connections, for shutdown */
 	int nconns;
+	bool transmitted;       /* some client reached the transmission phase */
 };
 
 static struct server_state state = {
@@ -181,7 +182,18 @@ void server_conn_done(struct server_state *st, int fd)
 		}
 	}
 	close(fd);
+	/* Probes that never got past the handshake (a listing, a failed
+	 * negotiation) do not end the server; its real clients leaving does. */
+	if (st->cfg->stop_when_idle && st->transmitted && st->nconns == 0)
+		server_stop();
 	pthread_cond_broadcast(&st->changed);
+	pthread_mutex_unlock(&st->lock);
+}
+
+void server_conn_transmitting(struct server_state *st)
+{
+	pthread_mutex_lock(&st->lock);
+	st->transmitted = true;
 	pthread_mutex_unlock(&st->lock);
 }
 

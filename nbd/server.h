@@ -20,6 +20,9 @@ struct server_config {
 	uint64_t memory_budget;    /* bytes of request buffers in flight, all connections */
 	struct tls_creds *tls;     /* NULL: no TLS (--tls=off) */
 	bool tls_required;         /* --tls=require */
+	/* --initramfs: stop once the last client that got as far as the
+	 * transmission phase is gone (the kernel's nbd-client -d). */
+	bool stop_when_idle;
 };
 
 /* Open the export's image; its parents only from its own folder tree and
@@ -40,6 +43,8 @@ struct server_state;
 void conn_serve(struct server_state *st, int fd);
 /* server.c, for conn.c */
 void server_conn_done(struct server_state *st, int fd);
+/* A connection finished its handshake: it now counts for stop_when_idle. */
+void server_conn_transmitting(struct server_state *st);
 const struct nbd_exports *server_exports(struct server_state *st);
 int server_threads(struct server_state *st);
 /* The TLS credentials (NULL: no TLS); *required (may be NULL): --tls=require. */

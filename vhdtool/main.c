@@ -58,6 +58,11 @@ const struct command vhdtool_commands[] = {
 	  "  -n, --dry-run        report what would be reclaimed, change nothing\n"
 	  "      --json           machine-readable result\n"
 	  "  -p, --progress       show progress" },
+	{ "preallocate", cmd_preallocate, "[-p] FILE",
+	  "Allocate every block of a dynamic image, every sector bit set, writing zeros where\n"
+	  "nothing was: the virtual disk then lies at fixed places in the file (what vhdboot's\n"
+	  "handoff=linear needs). The contents do not change.\n"
+	  "  -p, --progress       show progress" },
 	{ "resize", cmd_resize, "[--shrink [--force]] FILE [+|-]SIZE",
 	  "Change the virtual size (any type). Growing a dynamic image may move its first\n"
 	  "blocks to make room for a larger BAT. Shrinking must be asked for, and is refused\n"

@@ -68,6 +68,7 @@ int cmd_check(int argc, char **argv);
 int cmd_convert(int argc, char **argv);
 int cmd_map(int argc, char **argv);
 int cmd_compact(int argc, char **argv);
+int cmd_preallocate(int argc, char **argv);
 int cmd_resize(int argc, char **argv);
 int cmd_merge(int argc, char **argv);
 int cmd_set_parent(int argc, char **argv);

@@ -59,6 +59,11 @@ grep -qxF "would run: efibootmgr -c -d /dev/sdz -p 3 -L 'VHD boot' -l '\\EFI\\vh
 [ "$(snapshot)" = "$before" ] || fail "--dry-run --options changed the ESP folder"
 [ ! -e "$T/efibootmgr.args" ] || fail "--dry-run --options ran efibootmgr"
 
+# --handoff goes into vhdboot.conf; an unknown kind is refused.
+expect_status 0 inst --vhd '\vhd\disk.vhd' --disk /dev/sdz --part 3 --handoff nbd --dry-run
+grep -qxF '    handoff=nbd' "$T/.out" || { cat "$T/.out"; fail "dry run: no handoff= line"; }
+expect_error "linear, ramdisk or nbd" inst --vhd '\vhd\disk.vhd' --disk /dev/sdz --part 3 --handoff loop --dry-run
+
 # ---- refusals ----
 expect_error 'not bootable' inst --vhd '\vhd\blank.vhd' --disk /dev/sdz --part 3 --dry-run
 grep -qF 'not bootable: no GPT' "$T/.err" || { cat "$T/.err"; fail "boot-check's reason is not shown"; }

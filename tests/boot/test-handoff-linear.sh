@@ -1,0 +1,68 @@
+#!/bin/bash
+# SPDX-License-Identifier: MIT
+# handoff=linear: the OS keeps its root on a VHD through device-mapper over
+# the file's extents.  vhdboot.efi passes the extents (on the command line,
+# or in an EFI variable when the file is fragmented); the initramfs's
+# vhd-handoff checks the file has not moved or changed size, maps it, and
+# the root inside is mounted, read and written.  The writes land in the VHD
+# on the host disk.  A forged (stale) extent list or size is refused and
+# nothing is mounted.
+. "$(dirname "$0")/handoff-lib.sh"
+CONF_BASE=$'program=\\vmlinuz\nhandoff=linear\ncmdline=initrd=\\initrd.img console=ttyS0 panic=-1\n'
+
+handoff_initrd "$T/initrd.img"
+linux_vhd_raw "$T/linux.raw" "$T/initrd.img"
+host_disk "$T/host.raw"
+
+# 1. A fixed VHD, contiguous: the lists fit on the command line.
+vhdtool convert -O fixed "$T/linux.raw" "$T/fixed.vhd"
+fat_put "$T/host.raw" 1 "$T/fixed.vhd" /fixed.vhd
+boot_handoff "$T/fixed.log" "vhd=\\fixed.vhd"$'\n'"$CONF_BASE"
+expect_serial "$T/fixed.log" "vhd.handoff=linear vhd.host=PARTUUID=0e6c5d1a-4b2f-4e8a-9c3d-5f7a8b9c0d1e vhd.path=/fixed.vhd"
+grep -qa 'vhd\.dm=[0-9]' "$T/fixed.log.txt" || fail "the extents were not on the command line"
+expect_serial "$T/fixed.log" "handoff-test: marker: root of the VHD"
+expect_serial "$T/fixed.log" "handoff-test: wrote boot-1.txt"
+host_get fixed.vhd "$T/fixed.after"
+[ "$(vhd_root_cat "$T/fixed.after" /boot-1.txt)" = "written by boot 1 over linear" ] ||
+	fail "the write did not reach the fixed VHD"
+expect_status 0 vhdtool check "$T/fixed.after"
+params=$(grep -a '^vhdboot: starting' "$T/fixed.log.txt" | grep -o 'vhd\.handoff=.*')
+
+# 2. A preallocated dynamic VHD written into the holes of a fragmented FAT:
+#    the lists are too long for the command line and go to an EFI variable.
+vhdtool convert "$T/linux.raw" "$T/dyn.vhd"
+vhdtool preallocate "$T/dyn.vhd" >/dev/null
+head -c $((256 << 10)) /dev/zero >"$T/filler"
+for i in $(seq 1 120); do fat_put "$T/host.raw" 1 "$T/filler" "/fill/f$i"; done
+for i in $(seq 1 2 120); do mdel -i "$T/host.raw@@1048576" "::/fill/f$i"; done
+# mtools allocates after the FSInfo "next free" hint: point it at the start.
+printf '\xff\xff\xff\xff' | dd of="$T/host.raw" bs=1 seek=$((1048576 + 512 + 492)) conv=notrunc status=none
+fat_put "$T/host.raw" 1 "$T/dyn.vhd" /dyn.vhd
+boot_handoff "$T/dyn.log" "vhd=\\dyn.vhd"$'\n'"$CONF_BASE"
+expect_serial "$T/dyn.log" "vhd.fext=efivar vhd.dm=efivar"
+expect_serial "$T/dyn.log" "handoff-test: marker: root of the VHD"
+expect_serial "$T/dyn.log" "handoff-test: wrote boot-1.txt"
+host_get dyn.vhd "$T/dyn.after"
+[ "$(vhd_root_cat "$T/dyn.after" /boot-1.txt)" = "written by boot 1 over linear" ] ||
+	fail "the write did not reach the dynamic VHD"
+expect_status 0 vhdtool check "$T/dyn.after"
+
+# 3. Stale parameters (as if the file moved or grew after the loader looked):
+#    refused with a clear line, nothing mapped, nothing mounted.
+refused() { # NAME PARAMS
+	fat_text "$T/host.raw" 1 /EFI/BOOT/vhdboot.conf \
+		$'vhd=\\fixed.vhd\nprogram=\\vmlinuz\ncmdline=initrd=\\initrd.img console=ttyS0 panic=-1 '"$2"$'\n'
+	run_qemu "$T/$1.log" 'reboot: Power down|Kernel panic|vhdboot: error' 180 "$T/host.raw"
+	expect_serial "$T/$1.log" "refusing to map it"
+	expect_serial "$T/$1.log" "handoff-test: FAILED: local-top/vhdboot failed"
+	grep -qa "handoff-test: marker" "$T/$1.log.txt" && fail "$1: the root was mounted"
+	echo "$1: $(grep -a 'refusing to map it' "$T/$1.log.txt" | head -1)"
+}
+size=$(sed -n 's/.*vhd\.size=\([0-9]*\).*/\1/p' <<<"$params")
+refused resized "${params/vhd.size=$size/vhd.size=$((size + 512))}"
+first=$(sed -n 's/.*vhd\.fext=0:\([0-9]*\):\([0-9]*\).*/\1 \2/p' <<<"$params")
+set -- $first
+refused moved "${params/vhd.fext=0:$1:$2/vhd.fext=0:$1:$(($2 + 8))}"
+host_get fixed.vhd "$T/fixed.final"
+cmp -s "$T/fixed.final" "$T/fixed.after" || fail "a refused boot changed the VHD"
+echo ok
