@@ -42,12 +42,20 @@ EFI_PURE_SRCS := $(wildcard efiboot/bootconf.c efiboot/fsmap.c efiboot/fat.c efi
 FSMAP_SRCS  := efiboot/fsmap.c efiboot/fat.c efiboot/exfat.c efiboot/fsdir.c
 FSMAP_OBJS  := $(patsubst efiboot/%.c,$(BUILD)/obj/efiboot/%.o,$(FSMAP_SRCS))
 UNIT_BIN    := $(BUILD)/unit-tests
+# vhd-handoff (handoff/): the initramfs side of the OS handoff, linked
+# statically so it runs in any initramfs and as /run/initramfs/shutdown.
+# Its pure parsers also go into the unit tests and the fuzzer.
+HANDOFF_PURE_SRCS := handoff/crc32.c handoff/params.c handoff/extents.c handoff/gpt.c handoff/dmtable.c
+HANDOFF_SRCS := $(wildcard handoff/*.c)
+HANDOFF_STATIC := $(if $(filter 1,$(SAN)),,-static)
+INITRAMFS_TOOLS_DIR ?= /etc/initramfs-tools
 
 SONAME      := libvhd.so.$(SOVERSION)
 SHLIB       := $(BUILD)/libvhd.so.$(VERSION)
 
 .PHONY: all clean check deps unit cli nbd boot asan valgrind demo install core-purity freestanding bench
-all: $(BUILD)/libvhd.a $(BUILD)/libvhd.so $(BUILD)/vhdtool $(BUILD)/vhd-nbd $(BUILD)/libvhd.pc
+all: $(BUILD)/libvhd.a $(BUILD)/libvhd.so $(BUILD)/vhdtool $(BUILD)/vhd-nbd $(BUILD)/libvhd.pc \
+	$(BUILD)/vhd-handoff
 
 $(BUILD)/obj/libvhd/%.o: libvhd/%.c libvhd/*.h | $(BUILD)/obj/libvhd
 	$(CC) $(CFLAGS) $(LIBFLAGS) -c -o $@ $<
@@ -91,12 +99,16 @@ vhd-nbd-static: $(BUILD)/vhd-nbd-static
 $(BUILD)/vhd-nbd-static: $(NBD_STATIC_OBJS) $(BUILD)/libvhd.a
 	$(CC) -static -o $@ $(NBD_STATIC_OBJS) $(BUILD)/libvhd.a $(LDLIBS)
 
+$(BUILD)/vhd-handoff: $(HANDOFF_SRCS) handoff/*.h
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(BASEFLAGS) -Ihandoff $(HANDOFF_STATIC) $(LDSAN) -o $@ $(HANDOFF_SRCS)
+
 $(BUILD)/libvhd.pc: libvhd/libvhd.pc.in Makefile
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' -e 's|@VERSION@|$(VERSION)|' $< > $@
 
-$(UNIT_BIN): $(UNIT_SRCS) $(EFI_PURE_SRCS) $(BUILD)/libvhd.a tests/unit/*.h efiboot/*.h
-	$(CC) $(CFLAGS) $(BASEFLAGS) -Wno-missing-prototypes -Ilibvhd -Iefiboot -o $@ $(UNIT_SRCS) \
-		$(EFI_PURE_SRCS) $(BUILD)/libvhd.a -lcriterion $(LDLIBS)
+$(UNIT_BIN): $(UNIT_SRCS) $(EFI_PURE_SRCS) $(HANDOFF_PURE_SRCS) $(BUILD)/libvhd.a tests/unit/*.h efiboot/*.h handoff/*.h
+	$(CC) $(CFLAGS) $(BASEFLAGS) -Wno-missing-prototypes -Ilibvhd -Iefiboot -Ihandoff -o $@ $(UNIT_SRCS) \
+		$(EFI_PURE_SRCS) $(HANDOFF_PURE_SRCS) $(BUILD)/libvhd.a -lcriterion $(LDLIBS)
 
 # Reads a file out of a FAT/exFAT image through efiboot's extent map
 # (tests/cli/test-fsmap*.sh).
@@ -203,6 +215,17 @@ install: all
 	install -m 644 docs/vhd-nbd.8 $(DESTDIR)$(PREFIX)/share/man/man8/vhd-nbd.8
 	install -D -m 644 docs/vhdboot.conf.5 $(DESTDIR)$(PREFIX)/share/man/man5/vhdboot.conf.5
 	install -m 755 scripts/vhdboot-install $(DESTDIR)$(PREFIX)/bin/vhdboot-install
+	@# The OS handoff (docs/handoff.md): initramfs-tools hooks, dracut module.
+	install -D -m 755 $(BUILD)/vhd-handoff $(DESTDIR)$(PREFIX)/sbin/vhd-handoff
+	install -D -m 755 handoff/initramfs-tools/hooks/vhdboot $(DESTDIR)$(INITRAMFS_TOOLS_DIR)/hooks/vhdboot
+	install -D -m 755 handoff/initramfs-tools/scripts/local-top/vhdboot \
+		$(DESTDIR)$(INITRAMFS_TOOLS_DIR)/scripts/local-top/vhdboot
+	install -d $(DESTDIR)$(PREFIX)/share/vhdboot/dracut/90vhdboot
+	install -m 644 handoff/dracut/README $(DESTDIR)$(PREFIX)/share/vhdboot/dracut/README
+	install -m 755 handoff/dracut/90vhdboot/module-setup.sh handoff/dracut/90vhdboot/vhdboot-settled.sh \
+		$(DESTDIR)$(PREFIX)/share/vhdboot/dracut/90vhdboot/
+	install -m 755 handoff/initramfs-tools/scripts/local-top/vhdboot \
+		$(DESTDIR)$(PREFIX)/share/vhdboot/dracut/90vhdboot/vhdboot.sh
 	@# The loader too, built when gnu-efi is here (scripts/deps.sh build).
 	@if [ -f $(EFI_LIBDIR)/crt0-efi-x86_64.o ]; then $(MAKE) --no-print-directory BUILD=$(BUILD) efi; \
 	else echo "install: gnu-efi is missing: vhdboot.efi not built"; fi

@@ -18,7 +18,7 @@ handoff_initrd() {
 	rm -rf "$d"
 	ird_start "$d"
 	ird_modules "$d" "$KDIR" virtio_pci virtio_blk crc32c_generic ext4 vfat nls_cp437 nls_ascii nls_iso8859_1 \
-		nls_utf8 exfat dm-mod nbd nfit nd_pmem nd_btt
+		nls_utf8 exfat efivarfs dm-mod nbd nfit nd_pmem nd_btt
 	mkdir -p "$d/scripts/local-top"
 	cp "$HANDOFF_DIR/initramfs-tools/scripts/local-top/vhdboot" "$d/scripts/local-top/vhdboot"
 	[ -f "$HANDOFF_DIR/initramfs-tools/scripts/functions" ] &&

@@ -47,22 +47,30 @@ host_get dyn.vhd "$T/dyn.after"
 	fail "the write did not reach the dynamic VHD"
 expect_status 0 vhdtool check "$T/dyn.after"
 
-# 3. Stale parameters (as if the file moved or grew after the loader looked):
-#    refused with a clear line, nothing mapped, nothing mounted.
-refused() { # NAME PARAMS
+# 3. The file changed after a loader mapped it: boot with the parameters
+#    boot 1 got (handoff=none, so the loader adds none of its own) once the
+#    file has moved, and once it has grown.  Refused with one clear line;
+#    nothing mapped, nothing mounted, the file untouched.
+refused() { # NAME
 	fat_text "$T/host.raw" 1 /EFI/BOOT/vhdboot.conf \
-		$'vhd=\\fixed.vhd\nprogram=\\vmlinuz\ncmdline=initrd=\\initrd.img console=ttyS0 panic=-1 '"$2"$'\n'
+		$'vhd=\\fixed.vhd\nprogram=\\vmlinuz\ncmdline=initrd=\\initrd.img console=ttyS0 panic=-1 '"$params"$'\n'
 	run_qemu "$T/$1.log" 'reboot: Power down|Kernel panic|vhdboot: error' 180 "$T/host.raw"
 	expect_serial "$T/$1.log" "refusing to map it"
 	expect_serial "$T/$1.log" "handoff-test: FAILED: local-top/vhdboot failed"
 	grep -qa "handoff-test: marker" "$T/$1.log.txt" && fail "$1: the root was mounted"
 	echo "$1: $(grep -a 'refusing to map it' "$T/$1.log.txt" | head -1)"
 }
-size=$(sed -n 's/.*vhd\.size=\([0-9]*\).*/\1/p' <<<"$params")
-refused resized "${params/vhd.size=$size/vhd.size=$((size + 512))}"
-first=$(sed -n 's/.*vhd\.fext=0:\([0-9]*\):\([0-9]*\).*/\1 \2/p' <<<"$params")
-set -- $first
-refused moved "${params/vhd.fext=0:$1:$2/vhd.fext=0:$1:$(($2 + 8))}"
+# Moved: the same bytes, written again after a small file took their start.
+mdel -i "$T/host.raw@@1048576" ::/fixed.vhd
+head -c 65536 /dev/zero >"$T/pad"
+fat_put "$T/host.raw" 1 "$T/pad" /pad
+fat_put "$T/host.raw" 1 "$T/fixed.after" /fixed.vhd
+refused moved
+# Resized: grown by 1 MiB.
+cp "$T/fixed.after" "$T/fixed.grown"
+vhdtool resize "$T/fixed.grown" +1M >/dev/null 2>&1
+fat_put "$T/host.raw" 1 "$T/fixed.grown" /fixed.vhd
+refused resized
 host_get fixed.vhd "$T/fixed.final"
-cmp -s "$T/fixed.final" "$T/fixed.after" || fail "a refused boot changed the VHD"
+cmp -s "$T/fixed.final" "$T/fixed.grown" || fail "a refused boot changed the VHD"
 echo ok

@@ -15,7 +15,7 @@ FUZZ_CC        ?= clang
 FUZZ_TIME      ?= 60
 FUZZ_REPLAY_TIME ?= 20
 FUZZ_TARGETS   ?= fuzz_footer fuzz_header fuzz_utf fuzz_nbd fuzz_check fuzz_image \
-		  fuzz_bootconf fuzz_fsmap
+		  fuzz_bootconf fuzz_fsmap fuzz_handoff
 FUZZ_ARGS      ?=
 FUZZ_DIR       := $(or $(BUILD),build)/fuzz
 FUZZ_SRC       := tests/fuzz
@@ -28,7 +28,9 @@ FUZZ_NBD_OBJS  := $(addprefix $(FUZZ_DIR)/obj/nbd/,handshake.o request.o export.
 FUZZ_LIB_BINS  := $(addprefix $(FUZZ_DIR)/,fuzz_footer fuzz_header fuzz_utf fuzz_check fuzz_image)
 # vhdboot's config parser and FAT/exFAT mapper (pure C, efiboot/).
 FUZZ_EFI_BINS  := $(addprefix $(FUZZ_DIR)/,fuzz_bootconf fuzz_fsmap)
-FUZZ_BINS      := $(FUZZ_LIB_BINS) $(FUZZ_DIR)/fuzz_nbd $(FUZZ_EFI_BINS)
+# vhd-handoff's pure parsers (handoff/): command line, extents, GPT.
+FUZZ_HANDOFF_SRCS := handoff/crc32.c handoff/params.c handoff/extents.c handoff/gpt.c handoff/dmtable.c
+FUZZ_BINS      := $(FUZZ_LIB_BINS) $(FUZZ_DIR)/fuzz_nbd $(FUZZ_EFI_BINS) $(FUZZ_DIR)/fuzz_handoff
 
 FUZZ_SAN       := -fsanitize=address,undefined -fno-sanitize-recover=undefined
 FUZZ_CFLAGS    := -std=c11 -D_DEFAULT_SOURCE -D_FILE_OFFSET_BITS=64 -g -O1 \
@@ -55,6 +57,8 @@ FUZZ_MAXLEN_fuzz_image  := 2200000
 FUZZ_MAXLEN_fuzz_bootconf := 8192
 # Whole partitions: the 64 KiB FAT12/exFAT seeds and room to grow.
 FUZZ_MAXLEN_fuzz_fsmap  := 131072
+# A command line with long lists, or a small disk with its GPT.
+FUZZ_MAXLEN_fuzz_handoff := 65536
 # The committed corpus stays small: `make fuzz` merges back only inputs of
 # at most FUZZ_KEEP_MAX bytes that add edge coverage (-use_counters=0).
 FUZZ_KEEP_MAX  := 65536
@@ -68,6 +72,7 @@ FUZZ_RUNS_fuzz_check    := 25000
 FUZZ_RUNS_fuzz_image    := 6000
 FUZZ_RUNS_fuzz_bootconf := 200000
 FUZZ_RUNS_fuzz_fsmap    := 20000
+FUZZ_RUNS_fuzz_handoff  := 100000
 
 .PHONY: fuzz fuzz-build fuzz-replay fuzz-pending
 
@@ -111,6 +116,10 @@ $(FUZZ_EFI_BINS): $(FUZZ_DIR)/%: $(FUZZ_SRC)/%.c efiboot/bootconf.c efiboot/fsma
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -Iefiboot $(FUZZ_SAN) -fsanitize=fuzzer -o $@ $< \
 		efiboot/bootconf.c efiboot/fsmap.c efiboot/fat.c efiboot/exfat.c efiboot/fsdir.c $(FUZZ_OBJS) $(FUZZ_LIBS)
 
+$(FUZZ_DIR)/fuzz_handoff: $(FUZZ_SRC)/fuzz_handoff.c $(FUZZ_HANDOFF_SRCS) handoff/handoff.h \
+		| $(FUZZ_DIR)/toolchain.ok
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -Ihandoff $(FUZZ_SAN) -fsanitize=fuzzer -o $@ $< $(FUZZ_HANDOFF_SRCS)
+
 # Grow the corpus: fuzz a working copy, then merge into the committed
 # corpus only the inputs that add coverage.
 fuzz: fuzz-build
@@ -122,6 +131,7 @@ fuzz: fuzz-build
 		fuzz_nbd) ml=$(FUZZ_MAXLEN_fuzz_nbd) ;; \
 		fuzz_bootconf) ml=$(FUZZ_MAXLEN_fuzz_bootconf) ;; \
 		fuzz_fsmap) ml=$(FUZZ_MAXLEN_fuzz_fsmap) ;; \
+		fuzz_handoff) ml=$(FUZZ_MAXLEN_fuzz_handoff) ;; \
 		*) ml=$(FUZZ_MAXLEN_fuzz_image) ;; esac; \
 		work=$(FUZZ_DIR)/corpus-$$t; log=$(FUZZ_DIR)/$$t.log; \
 		mkdir -p $$work $(FUZZ_SRC)/corpus/$$t; \
@@ -159,6 +169,7 @@ fuzz-replay: fuzz-build
 		fuzz_check) ml=$(FUZZ_MAXLEN_fuzz_check); runs=$(FUZZ_RUNS_fuzz_check) ;; \
 		fuzz_bootconf) ml=$(FUZZ_MAXLEN_fuzz_bootconf); runs=$(FUZZ_RUNS_fuzz_bootconf) ;; \
 		fuzz_fsmap) ml=$(FUZZ_MAXLEN_fuzz_fsmap); runs=$(FUZZ_RUNS_fuzz_fsmap) ;; \
+		fuzz_handoff) ml=$(FUZZ_MAXLEN_fuzz_handoff); runs=$(FUZZ_RUNS_fuzz_handoff) ;; \
 		*) ml=$(FUZZ_MAXLEN_fuzz_image); runs=$(FUZZ_RUNS_fuzz_image) ;; esac; \
 		scratch=$(FUZZ_DIR)/replay-$$t; log=$(FUZZ_DIR)/$$t.replay.log; \
 		rm -rf $$scratch; mkdir -p $$scratch $(FUZZ_SRC)/corpus/$$t; \

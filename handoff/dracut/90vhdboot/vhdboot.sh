@@ -1,0 +1,1 @@
+../../initramfs-tools/scripts/local-top/vhdboot
