@@ -19,7 +19,7 @@ BASEFLAGS   += $(SANFLAGS)
 LDSAN       := $(SANFLAGS)
 endif
 LIBFLAGS    := $(BASEFLAGS) -DLIBVHD_BUILDING -fvisibility=hidden -Ilibvhd
-TOOLFLAGS   := $(BASEFLAGS) -Ilibvhd -Ivhdtool -Iefiboot
+TOOLFLAGS   := $(BASEFLAGS) -Ilibvhd -Ivhdtool -Iefiboot -Ihandoff
 LDLIBS      := -luuid -lz -pthread
 
 # The core builds freestanding (efiboot): it must include no POSIX or stdio
@@ -46,7 +46,12 @@ UNIT_BIN    := $(BUILD)/unit-tests
 # statically so it runs in any initramfs and as /run/initramfs/shutdown.
 # Its pure parsers also go into the unit tests and the fuzzer.
 HANDOFF_PURE_SRCS := handoff/crc32.c handoff/params.c handoff/extents.c handoff/gpt.c handoff/dmtable.c
-HANDOFF_SRCS := $(wildcard handoff/*.c)
+# libvhd/utf.c is pure C with no libvhd dependency: built in as a source,
+# so vhd-handoff still links no libvhd.
+HANDOFF_SRCS := $(wildcard handoff/*.c) libvhd/utf.c
+# vhdtool boot-check reads GPTs with vhd-handoff's parser.
+HANDOFF_GPT_SRCS := handoff/crc32.c handoff/params.c handoff/gpt.c
+HANDOFF_GPT_OBJS := $(patsubst handoff/%.c,$(BUILD)/obj/handoff/%.o,$(HANDOFF_GPT_SRCS))
 HANDOFF_STATIC := $(if $(filter 1,$(SAN)),,-static)
 INITRAMFS_TOOLS_DIR ?= /etc/initramfs-tools
 
@@ -60,17 +65,20 @@ all: $(BUILD)/libvhd.a $(BUILD)/libvhd.so $(BUILD)/vhdtool $(BUILD)/vhd-nbd $(BU
 $(BUILD)/obj/libvhd/%.o: libvhd/%.c libvhd/*.h | $(BUILD)/obj/libvhd
 	$(CC) $(CFLAGS) $(LIBFLAGS) -c -o $@ $<
 
-$(BUILD)/obj/vhdtool/%.o: vhdtool/%.c vhdtool/*.h libvhd/libvhd.h efiboot/*.h | $(BUILD)/obj/vhdtool
+$(BUILD)/obj/vhdtool/%.o: vhdtool/%.c vhdtool/*.h libvhd/libvhd.h efiboot/*.h handoff/handoff.h | $(BUILD)/obj/vhdtool
 	$(CC) $(CFLAGS) $(TOOLFLAGS) -c -o $@ $<
 
 # efiboot's FAT/exFAT reader for vhdtool boot-check.
 $(BUILD)/obj/efiboot/%.o: efiboot/%.c efiboot/*.h libvhd/*.h | $(BUILD)/obj/efiboot
 	$(CC) $(CFLAGS) $(BASEFLAGS) -Ilibvhd -Iefiboot -c -o $@ $<
 
+$(BUILD)/obj/handoff/%.o: handoff/%.c handoff/*.h libvhd/utf.h | $(BUILD)/obj/handoff
+	$(CC) $(CFLAGS) $(BASEFLAGS) -iquote libvhd -Ihandoff -c -o $@ $<
+
 $(BUILD)/obj/nbd/%.o: nbd/%.c nbd/*.h libvhd/libvhd.h | $(BUILD)/obj/nbd
 	$(CC) $(CFLAGS) $(BASEFLAGS) -Ilibvhd -Inbd -c -o $@ $<
 
-$(BUILD)/obj/libvhd $(BUILD)/obj/vhdtool $(BUILD)/obj/nbd $(BUILD)/obj/efiboot:
+$(BUILD)/obj/libvhd $(BUILD)/obj/vhdtool $(BUILD)/obj/nbd $(BUILD)/obj/efiboot $(BUILD)/obj/handoff:
 	mkdir -p $@
 
 $(BUILD)/libvhd.a: $(LIB_OBJS)
@@ -85,8 +93,8 @@ $(BUILD)/libvhd.so: $(SHLIB)
 	ln -sf libvhd.so.$(VERSION) $(BUILD)/$(SONAME)
 	ln -sf libvhd.so.$(VERSION) $@
 
-$(BUILD)/vhdtool: $(TOOL_OBJS) $(FSMAP_OBJS) $(BUILD)/libvhd.a
-	$(CC) $(LDSAN) -o $@ $(TOOL_OBJS) $(FSMAP_OBJS) $(BUILD)/libvhd.a $(LDLIBS)
+$(BUILD)/vhdtool: $(TOOL_OBJS) $(FSMAP_OBJS) $(HANDOFF_GPT_OBJS) $(BUILD)/libvhd.a
+	$(CC) $(LDSAN) -o $@ $(TOOL_OBJS) $(FSMAP_OBJS) $(HANDOFF_GPT_OBJS) $(BUILD)/libvhd.a $(LDLIBS)
 
 $(BUILD)/vhd-nbd: $(NBD_OBJS) $(BUILD)/libvhd.a
 	$(CC) $(LDSAN) -o $@ $(NBD_OBJS) $(BUILD)/libvhd.a $(LDLIBS) -lgnutls
@@ -99,9 +107,9 @@ vhd-nbd-static: $(BUILD)/vhd-nbd-static
 $(BUILD)/vhd-nbd-static: $(NBD_STATIC_OBJS) $(BUILD)/libvhd.a
 	$(CC) -static -o $@ $(NBD_STATIC_OBJS) $(BUILD)/libvhd.a $(LDLIBS)
 
-$(BUILD)/vhd-handoff: $(HANDOFF_SRCS) handoff/*.h
+$(BUILD)/vhd-handoff: $(HANDOFF_SRCS) handoff/*.h libvhd/utf.h
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) $(BASEFLAGS) -Ihandoff $(HANDOFF_STATIC) $(LDSAN) -o $@ $(HANDOFF_SRCS)
+	$(CC) $(CFLAGS) $(BASEFLAGS) -iquote libvhd -Ihandoff $(HANDOFF_STATIC) $(LDSAN) -o $@ $(HANDOFF_SRCS)
 
 $(BUILD)/libvhd.pc: libvhd/libvhd.pc.in Makefile
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' -e 's|@VERSION@|$(VERSION)|' $< > $@

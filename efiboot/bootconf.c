@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "bootconf.h"
+#include "utf.h"
 
 /* Longest piece of user text quoted back in an error message. */
 #define QUOTE_MAX 40
@@ -661,59 +662,12 @@ int vb_config_parse(struct vb_config *cfg, const char *text, size_t len)
 
 /* ---- LoadOptions -------------------------------------------------------- */
 
-static bool put_utf8(char *out, size_t outsz, size_t *o, uint32_t cp)
-{
-	uint8_t b[4];
-	size_t n;
-	if (cp < 0x80) {
-		b[0] = (uint8_t)cp;
-		n = 1;
-	} else if (cp < 0x800) {
-		b[0] = (uint8_t)(0xC0 | cp >> 6);
-		b[1] = (uint8_t)(0x80 | (cp & 0x3F));
-		n = 2;
-	} else if (cp < 0x10000) {
-		b[0] = (uint8_t)(0xE0 | cp >> 12);
-		b[1] = (uint8_t)(0x80 | (cp >> 6 & 0x3F));
-		b[2] = (uint8_t)(0x80 | (cp & 0x3F));
-		n = 3;
-	} else {
-		b[0] = (uint8_t)(0xF0 | cp >> 18);
-		b[1] = (uint8_t)(0x80 | (cp >> 12 & 0x3F));
-		b[2] = (uint8_t)(0x80 | (cp >> 6 & 0x3F));
-		b[3] = (uint8_t)(0x80 | (cp & 0x3F));
-		n = 4;
-	}
-	if (outsz - *o <= n) /* room for the NUL too */
-		return false;
-	memcpy(out + *o, b, n);
-	*o += n;
-	return true;
-}
-
+/* UCS-2LE (surrogate pairs allowed) stops at a NUL; a lone surrogate is
+ * -EINVAL and a result too long for out -E2BIG. */
 static int decode_ucs2(const uint8_t *b, size_t size, char *out, size_t outsz)
 {
-	size_t o = 0;
-	for (size_t i = 0; i + 1 < size; i += 2) {
-		uint32_t u = (uint32_t)(b[i] | b[i + 1] << 8);
-		if (u == 0)
-			break;
-		if (u >= 0xDC00 && u < 0xE000)
-			return -EINVAL;
-		if (u >= 0xD800 && u < 0xDC00) {
-			if (i + 3 >= size)
-				return -EINVAL;
-			uint32_t lo = (uint32_t)(b[i + 2] | b[i + 3] << 8);
-			if (lo < 0xDC00 || lo >= 0xE000)
-				return -EINVAL;
-			u = 0x10000 + ((u - 0xD800) << 10) + (lo - 0xDC00);
-			i += 2;
-		}
-		if (!put_utf8(out, outsz, &o, u))
-			return -E2BIG;
-	}
-	out[o] = '\0';
-	return 0;
+	int n = vhd_utf16_decode(b, size, false, VHD_UTF16_STRICT, out, outsz);
+	return n < 0 ? n : 0;
 }
 
 static int decode_8bit(const uint8_t *b, size_t size, char *out, size_t outsz)

@@ -369,7 +369,14 @@ static EFI_STATUS boot_entry(EFI_HANDLE image, EFI_LOADED_IMAGE *li, const struc
 		vhd_close(img);
 		return EFI_UNSUPPORTED;
 	}
-	vhd_format(options_out, sizeof(options_out), "%s%s", e->cmdline, e->cmdline[0] ? extra : extra + (extra[0] == ' '));
+	/* extra starts with a space: drop it when there is no cmdline=. */
+	const char *params = e->cmdline[0] || extra[0] != ' ' ? extra : extra + 1;
+	if (vhd_format(options_out, sizeof(options_out), "%s%s", e->cmdline, params) >=
+	    (int)sizeof(options_out)) {
+		vb_error("the program's command line is too long");
+		vhd_close(img);
+		return EFI_BAD_BUFFER_SIZE;
+	}
 
 	/* The disk the program starts from: ours, or the RAM disk's copy. */
 	struct vb_blockdev *dev = NULL;

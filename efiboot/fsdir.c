@@ -15,6 +15,7 @@
 #include "fsdir.h"
 #include "fsmap_internal.h"
 #include "platform.h"
+#include "utf.h"
 
 /* Probe the partition into fs (cache allocated: fs_unmount frees it). */
 static int fs_mount(struct fs *fs, const struct vb_disk *disk, char *err, size_t errlen)
@@ -67,27 +68,14 @@ static int find(struct fs_dir *dir, const uint16_t *name, size_t len, struct fs_
 					    : fat_find(dir, name, len, node);
 }
 
-static bool is_sep(char c)
-{
-	return c == '/' || c == '\\';
-}
-
 /* Open the folder at path, one component at a time. */
 static int open_folder(struct fs *fs, const char *path, struct fs_dir *dir, struct fs_node *node)
 {
 	uint16_t name[FS_NAME_MAX];
-	size_t i = 0, plen = strlen(path);
+	size_t i = 0, start, len, plen = strlen(path);
 	int rc = fs_dir_open_root(fs, dir);
 
-	while (rc == 0 && i < plen) {
-		while (i < plen && is_sep(path[i]))
-			i++;
-		size_t start = i;
-		while (i < plen && !is_sep(path[i]))
-			i++;
-		size_t len = i - start;
-		if (len == 0 || (len == 1 && path[start] == '.'))
-			continue;
+	while (rc == 0 && (len = fs_path_next(path, plen, &i, &start)) != 0) {
 		if (len == 2 && path[start] == '.' && path[start + 1] == '.')
 			return fs_fail(fs, -EINVAL, "'..' in a folder path is not supported", FS_NO_NUMBER,
 				       "");
@@ -106,38 +94,17 @@ static int open_folder(struct fs *fs, const char *path, struct fs_dir *dir, stru
 	return rc;
 }
 
-/* UTF-16 (unpaired surrogates become U+FFFD) to NUL-terminated UTF-8;
- * out holds 3 bytes per unit plus 1. */
-static void utf16_to_utf8(const uint16_t *in, size_t n, char *out)
+/* A name as UTF-8 (unpaired surrogates become U+FFFD, and so does a NUL,
+ * which would cut the name short); out holds 3 bytes per unit plus 1. */
+static void name_to_utf8(const struct fs_node *node, uint8_t units[FS_NAME_MAX * 2], char *out,
+			 size_t outlen)
 {
-	size_t o = 0;
-	for (size_t i = 0; i < n; i++) {
-		uint32_t c = in[i];
-		if (c >= 0xD800 && c <= 0xDBFF && i + 1 < n && in[i + 1] >= 0xDC00 && in[i + 1] <= 0xDFFF) {
-			c = 0x10000 + ((c - 0xD800) << 10) + (in[i + 1] - 0xDC00u);
-			i++;
-		} else if (c >= 0xD800 && c <= 0xDFFF) {
-			c = 0xFFFD;
-		}
-		if (c == 0)
-			c = 0xFFFD;        /* a NUL would cut the name short */
-		if (c < 0x80) {
-			out[o++] = (char)c;
-		} else if (c < 0x800) {
-			out[o++] = (char)(0xC0 | (c >> 6));
-			out[o++] = (char)(0x80 | (c & 0x3F));
-		} else if (c < 0x10000) {
-			out[o++] = (char)(0xE0 | (c >> 12));
-			out[o++] = (char)(0x80 | ((c >> 6) & 0x3F));
-			out[o++] = (char)(0x80 | (c & 0x3F));
-		} else {
-			out[o++] = (char)(0xF0 | (c >> 18));
-			out[o++] = (char)(0x80 | ((c >> 12) & 0x3F));
-			out[o++] = (char)(0x80 | ((c >> 6) & 0x3F));
-			out[o++] = (char)(0x80 | (c & 0x3F));
-		}
+	for (size_t i = 0; i < node->name_len; i++) {
+		uint16_t u = node->name[i] ? node->name[i] : 0xFFFD;
+		units[2 * i] = (uint8_t)u;
+		units[2 * i + 1] = (uint8_t)(u >> 8);
 	}
-	out[o] = '\0';
+	(void)vhd_utf16_decode(units, node->name_len * 2, false, 0xFFFD, out, outlen);
 }
 
 int vb_dir_list(const struct vb_disk *disk, const char *path, vb_dir_visit visit, void *ctx,
@@ -148,6 +115,7 @@ int vb_dir_list(const struct vb_disk *disk, const char *path, vb_dir_visit visit
 	/* Large (a name and a node): off the stack, which is small in firmware. */
 	struct scratch {
 		struct fs_node node;
+		uint8_t units[FS_NAME_MAX * 2];
 		char name[FS_NAME_MAX * 3 + 1];
 	} *s = NULL;
 	int rc = fs_mount(&fs, disk, err, errlen);
@@ -166,7 +134,7 @@ int vb_dir_list(const struct vb_disk *disk, const char *path, vb_dir_visit visit
 		}
 		if (rc < 0)
 			break;
-		utf16_to_utf8(s->node.name, s->node.name_len, s->name);
+		name_to_utf8(&s->node, s->units, s->name, sizeof(s->name));
 		if (strcmp(s->name, ".") == 0 || strcmp(s->name, "..") == 0)
 			continue;
 		struct vb_dir_entry e = { s->name, s->node.is_dir, s->node.size };

@@ -464,20 +464,27 @@ static bool is_sep(char c)
 	return c == '/' || c == '\\';
 }
 
+size_t fs_path_next(const char *path, size_t plen, size_t *pos, size_t *start)
+{
+	size_t i = *pos, len;
+	do {
+		while (i < plen && is_sep(path[i]))
+			i++;
+		*start = i;
+		while (i < plen && !is_sep(path[i]))
+			i++;
+		len = i - *start;
+	} while (len == 1 && path[*start] == '.');
+	*pos = i;
+	return len;
+}
+
 /* Split path into components with "." dropped and ".." applied (".." at
  * the root stays there, as on every file system). */
 static size_t resolve_path(const char *path, size_t plen, struct span *out)
 {
-	size_t n = 0, i = 0;
-	while (i < plen) {
-		while (i < plen && is_sep(path[i]))
-			i++;
-		size_t start = i;
-		while (i < plen && !is_sep(path[i]))
-			i++;
-		size_t len = i - start;
-		if (len == 0 || (len == 1 && path[start] == '.'))
-			continue;
+	size_t n = 0, i = 0, start, len;
+	while ((len = fs_path_next(path, plen, &i, &start)) != 0) {
 		if (len == 2 && path[start] == '.' && path[start + 1] == '.') {
 			if (n)
 				n--;

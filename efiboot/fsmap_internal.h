@@ -91,6 +91,11 @@ int fs_dir_open(struct fs *fs, const struct fs_node *node, struct fs_dir *dir);
 /* The next entry: 1 with entry filled, 0 at the end, or -errno. */
 int fs_dir_next(struct fs_dir *dir, uint8_t entry[32]);
 
+/* The next component of path[0..plen) from *pos ('/' and '\\' separate,
+ * "." components are skipped): its length, with *start and *pos moved past
+ * it; 0 at the end. */
+size_t fs_path_next(const char *path, size_t plen, size_t *pos, size_t *start);
+
 /* UTF-8 to UTF-16: the length in code units, -EINVAL for malformed
  * UTF-8, -ENAMETOOLONG past FS_NAME_MAX units. */
 int fs_utf8_to_utf16(const char *s, size_t len, uint16_t out[FS_NAME_MAX]);

@@ -92,30 +92,73 @@ void ho_extents_normalize(struct ho_extent_list *l);
 int ho_fext_compare(struct ho_extent_list *want, struct ho_extent_list *have, uint64_t file_size,
 		    char *why, size_t whylen);
 
-/* gpt.c: the primary GPT of a disk read through a callback. */
+/* gpt.c: the GUID partition table (UEFI 2.10, chapter 5) from bytes.
+ * vhd-handoff reads the primary GPT of each disk with ho_gpt_read; vhdtool
+ * boot-check uses the pieces, as firmware does (protective MBR, the backup
+ * header when the primary is broken, notes instead of refusals). */
+#define HO_GPT_HEADER_MIN 92u
+#define HO_GPT_NAME_UNITS 36
+/* A larger entry array is refused: 128 entries of 128 bytes are the norm. */
+#define HO_GPT_MAX_ENTRIES_BYTES (4u << 20)
+
+struct ho_gpt_header {
+	uint32_t revision, header_size;
+	uint64_t my_lba, alternate_lba;
+	uint64_t first_usable, last_usable; /* inclusive */
+	uint8_t disk_guid[16];
+	uint64_t entries_lba;
+	uint32_t n_entries, entry_size, entries_crc;
+};
+
 struct ho_gpt_part {
 	uint32_t number; /* Linux's partition number: entry index + 1 */
 	uint64_t first_lba, last_lba;
-	uint8_t type[16], unique[16];
+	uint8_t type[16], unique[16]; /* on-disk (mixed-endian) byte order */
 	uint64_t attributes;
-	char name[36 * 3 + 1]; /* UTF-8 */
+	char name[HO_GPT_NAME_UNITS * 3 + 1]; /* UTF-8; '?' for a lone surrogate or a control */
 };
 
 struct ho_gpt {
 	uint32_t lba_size;
 	uint64_t disk_lbas;
-	uint64_t first_usable, last_usable, entries_lba;
-	uint32_t n_entries, entry_size;
-	uint8_t disk_guid[16];
+	struct ho_gpt_header hdr;
 	struct ho_gpt_part *parts; /* used entries only, in entry order */
 	size_t n_parts;
 };
 
+/* The EFI System Partition's type GUID, in on-disk order. */
+extern const uint8_t ho_gpt_type_esp[16];
+
+/* Does the MBR (512 bytes of LBA 0) hold a protective (0xEE) partition
+ * starting at LBA 1?  EDK2's partition driver reads no GPT without one. */
+bool ho_gpt_protective_mbr(const uint8_t *mbr);
+/* Parse and check the header read at `lba` (lba_size bytes at `sector`) of
+ * a disk of `disk_lbas`: signature, size, CRC-32, MyLBA, the usable range
+ * inside the disk, the entry size, and the array inside the disk, clear of
+ * the usable range and of the header.  Not the revision (EDK2 and Linux do
+ * not check it).  -ENOENT: no signature; -EINVAL: a check failed. */
+int ho_gpt_header_parse(const uint8_t *sector, uint32_t lba_size, uint64_t lba, uint64_t disk_lbas,
+			struct ho_gpt_header *h, char *err, size_t errlen);
+/* The entry array's size in bytes (at most HO_GPT_MAX_ENTRIES_BYTES once
+ * the header is parsed). */
+size_t ho_gpt_array_bytes(const struct ho_gpt_header *h);
+/* 0 when the array's CRC-32 matches the header's, else -EINVAL. */
+int ho_gpt_array_check(const struct ho_gpt_header *h, const uint8_t *array, char *err,
+		       size_t errlen);
+/* The used entries of an array, in entry order, not checked against the
+ * header's usable range: *parts is malloc'd (free it).  0 or -ENOMEM. */
+int ho_gpt_used_entries(const struct ho_gpt_header *h, const uint8_t *array,
+			struct ho_gpt_part **parts, size_t *n);
+/* "EFI System", "Linux filesystem", ... or NULL. */
+const char *ho_gpt_type_name(const uint8_t type[16]);
+
 /* Read `len` bytes at byte `offset`; 0 or a negative errno. */
 typedef int (*ho_read_fn)(void *ctx, uint64_t offset, void *buf, size_t len);
 
-#define HO_GPT_MAX_ENTRIES_BYTES (1u << 20)
-/* -ENOENT: no GPT signature; -EINVAL: a GPT that fails a check. */
+/* The primary GPT, strictly: revision 1.x, every partition inside the
+ * usable LBAs, no two overlapping or sharing a unique GUID.  Messages start
+ * with "GPT: ".  -ENOENT: no GPT signature (or a disk too small for one);
+ * -EINVAL: a GPT that fails a check; a read's error. */
 int ho_gpt_read(ho_read_fn read, void *ctx, uint32_t lba_size, uint64_t disk_bytes,
 		struct ho_gpt *out, char *err, size_t errlen);
 void ho_gpt_free(struct ho_gpt *g);

@@ -199,10 +199,10 @@ static int cmd_gpt(struct opts *o)
 	close(fd);
 	if (r)
 		return die("%s: %s", o->args[0], err);
-	ho_guid_format(g.disk_guid, a);
+	ho_guid_format(g.hdr.disk_guid, a);
 	printf("disk %s lba-size %" PRIu32 " lbas %" PRIu64 " usable %" PRIu64 "-%" PRIu64
 	       " entries %" PRIu32 "\n",
-	       a, g.lba_size, g.disk_lbas, g.first_usable, g.last_usable, g.n_entries);
+	       a, g.lba_size, g.disk_lbas, g.hdr.first_usable, g.hdr.last_usable, g.hdr.n_entries);
 	for (size_t i = 0; i < g.n_parts; i++) {
 		const struct ho_gpt_part *q = &g.parts[i];
 		ho_guid_format(q->type, a);

@@ -10,6 +10,7 @@
 
 #include "libvhd.h"
 #include "platform.h"
+#include "utf.h"
 
 #define VHD_FOOTER_SIZE 512u
 #define VHD_LEGACY_FOOTER_SIZE 511u
@@ -105,16 +106,7 @@ bool vhd_locator_known(uint32_t code);
 int vhd_locator_decode_path(uint32_t code, const uint8_t *data, size_t len, char *out,
 			    size_t out_len);
 
-/* ---- utf.c ------------------------------------------------------------ */
-
-/* Convert UTF-16 (big- or little-endian) to UTF-8; stops at a NUL.
- * Returns the length written or -EINVAL for malformed input or no room. */
-int vhd_utf16_to_utf8(const uint8_t *in, size_t in_len, bool big_endian, char *out,
-		      size_t out_len);
-/* Is s[0..len) well-formed UTF-8 (no overlong forms or surrogates)? */
-bool vhd_utf8_valid(const uint8_t *s, size_t len);
-/* Convert UTF-8 to UTF-16; returns bytes written or -EINVAL. */
-int vhd_utf8_to_utf16(const char *in, bool big_endian, uint8_t *out, size_t out_len);
+/* ---- utf.c: see utf.h -------------------------------------------------- */
 
 /* ---- format.c --------------------------------------------------------- */
 

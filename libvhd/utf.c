@@ -3,7 +3,7 @@
 #include <errno.h>
 #include <string.h>
 
-#include "internal.h"
+#include "utf.h"
 
 static bool emit(char *out, size_t out_len, size_t *o, uint32_t cp)
 {
@@ -36,38 +36,50 @@ static bool emit(char *out, size_t out_len, size_t *o, uint32_t cp)
 	return true;
 }
 
-int vhd_utf16_to_utf8(const uint8_t *in, size_t in_len, bool big_endian, char *out,
-		      size_t out_len)
+static uint32_t unit_at(const uint8_t *p, bool big_endian)
+{
+	return big_endian ? (uint32_t)(p[0] << 8 | p[1]) : (uint32_t)(p[1] << 8 | p[0]);
+}
+
+int vhd_utf16_decode(const uint8_t *in, size_t in_len, bool big_endian, uint32_t replacement,
+		     char *out, size_t out_len)
 {
 	size_t o = 0;
+	int rc = -EINVAL;
 
 	if (!out_len)
-		return -EINVAL;
+		return -E2BIG;
 	for (size_t i = 0; i + 1 < in_len; i += 2) {
-		uint32_t u = big_endian ? (uint32_t)(in[i] << 8 | in[i + 1])
-					: (uint32_t)(in[i + 1] << 8 | in[i]);
+		uint32_t u = unit_at(in + i, big_endian);
 		if (u == 0)
 			break;
-		if (u >= 0xD800 && u < 0xDC00) {
-			if (i + 3 >= in_len)
-				goto bad;
-			uint32_t lo = big_endian ? (uint32_t)(in[i + 2] << 8 | in[i + 3])
-						 : (uint32_t)(in[i + 3] << 8 | in[i + 2]);
-			if (lo < 0xDC00 || lo >= 0xE000)
-				goto bad;
-			u = 0x10000 + ((u - 0xD800) << 10) + (lo - 0xDC00);
+		if (u >= 0xD800 && u < 0xDC00 && i + 3 < in_len &&
+		    unit_at(in + i + 2, big_endian) >= 0xDC00 &&
+		    unit_at(in + i + 2, big_endian) < 0xE000) {
+			u = 0x10000 + ((u - 0xD800) << 10) + (unit_at(in + i + 2, big_endian) - 0xDC00);
 			i += 2;
-		} else if (u >= 0xDC00 && u < 0xE000) {
+		} else if (u >= 0xD800 && u < 0xE000) {
+			if (replacement == VHD_UTF16_STRICT)
+				goto bad;
+			u = replacement;
+		}
+		if (!emit(out, out_len, &o, u)) {
+			rc = -E2BIG;
 			goto bad;
 		}
-		if (!emit(out, out_len, &o, u))
-			goto bad;
 	}
 	out[o] = '\0';
 	return (int)o;
 bad:
 	out[0] = '\0';
-	return -EINVAL;
+	return rc;
+}
+
+int vhd_utf16_to_utf8(const uint8_t *in, size_t in_len, bool big_endian, char *out,
+		      size_t out_len)
+{
+	int n = vhd_utf16_decode(in, in_len, big_endian, VHD_UTF16_STRICT, out, out_len);
+	return n == -E2BIG ? -EINVAL : n;
 }
 
 static bool put16(uint8_t *out, size_t out_len, size_t *o, uint32_t u, bool big_endian)

@@ -18,11 +18,13 @@
 #include "bootcheck.h"
 #include "fsdir.h"
 #include "fsmap.h"
-#include "gpt.h"
+#include "handoff.h"
 #include "vhdtool.h"
 
 #define EXIT_NOT_BOOTABLE 1
 #define EXIT_ERROR        2
+/* The VHD's sector: the logical block of the GPT inside it. */
+#define GPT_SECTOR        512u
 #define PROGRAM_MAX       1024
 /* \EFI folders tried for shimx64.efi / grubx64.efi: more is hostile. */
 #define EFI_DIRS_MAX      1024
@@ -31,7 +33,7 @@ static const char default_program[] = "\\EFI\\BOOT\\BOOTX64.EFI";
 static const char *const efi_dir_programs[] = { "shimx64.efi", "grubx64.efi" };
 
 struct part_report {
-	struct gpt_part p;
+	struct ho_gpt_part p;
 	bool esp;
 	bool inside;                /* within the usable LBAs */
 	enum vb_fs_type fs;         /* 0: no FAT/exFAT file system (ESPs only) */
@@ -47,7 +49,7 @@ struct report {
 	bool pmbr;
 	bool gpt;
 	const char *gpt_from;       /* "primary" or "backup" */
-	struct gpt_header hdr;
+	struct ho_gpt_header hdr;
 	struct part_report *parts;
 	size_t nparts;
 	long chosen;                /* index into parts, -1: none */
@@ -88,26 +90,26 @@ static int read_disk(struct vhd_image *img, uint64_t off, void *buf, size_t len)
 
 /* Validate a header and its array; 0 and *array (malloc'd), 1 when not
  * valid (why says why), -errno on a read error. */
-static int load_gpt(struct vhd_image *img, uint64_t lba, uint64_t sectors, struct gpt_header *h,
+static int load_gpt(struct vhd_image *img, uint64_t lba, uint64_t sectors, struct ho_gpt_header *h,
 		    uint8_t **array, char *why, size_t whylen)
 {
 	uint8_t sector[GPT_SECTOR];
 	int rc = read_disk(img, lba * GPT_SECTOR, sector, sizeof(sector));
 	if (rc < 0)
 		return rc;
-	if (gpt_header_parse(sector, lba, sectors, h, why, whylen) < 0)
+	if (ho_gpt_header_parse(sector, GPT_SECTOR, lba, sectors, h, why, whylen) < 0)
 		return 1;
-	uint8_t *a = malloc(gpt_array_bytes(h));
+	uint8_t *a = malloc(ho_gpt_array_bytes(h));
 	if (!a) {
 		vt_error("out of memory");
 		return -ENOMEM;
 	}
-	rc = read_disk(img, h->entries_lba * GPT_SECTOR, a, gpt_array_bytes(h));
+	rc = read_disk(img, h->entries_lba * GPT_SECTOR, a, ho_gpt_array_bytes(h));
 	if (rc < 0) {
 		free(a);
 		return rc;
 	}
-	if (gpt_array_check(h, a, why, whylen) < 0) {
+	if (ho_gpt_array_check(h, a, why, whylen) < 0) {
 		free(a);
 		return 1;
 	}
@@ -121,7 +123,7 @@ static int load_gpt(struct vhd_image *img, uint64_t lba, uint64_t sectors, struc
 static int check_backup(struct report *r)
 {
 	uint64_t last = r->sectors - 1;
-	struct gpt_header b;
+	struct ho_gpt_header b;
 	uint8_t *array = NULL;
 	char why[256];
 
@@ -155,7 +157,7 @@ static int read_gpt(struct report *r, uint8_t **array)
 	rc = read_disk(r->img, 0, mbr, sizeof(mbr));
 	if (rc < 0)
 		return rc;
-	r->pmbr = gpt_protective_mbr(mbr);
+	r->pmbr = ho_gpt_protective_mbr(mbr);
 	rc = load_gpt(r->img, 1, r->sectors, &r->hdr, array, why, sizeof(why));
 	if (rc < 0)
 		return rc;
@@ -342,29 +344,25 @@ read_error:
 
 static int check_partitions(struct report *r, const uint8_t *array, const char *want)
 {
-	/* Room for the used entries only: an array may list 32768 slots. */
-	struct gpt_part scratch;
-	size_t used = 0;
-	for (uint32_t i = 0; i < r->hdr.entry_count; i++)
-		used += (size_t)gpt_entry(&r->hdr, array, i, &scratch);
-	r->parts = calloc(used ? used : 1, sizeof(*r->parts));
-	if (!r->parts) {
+	struct ho_gpt_part *used;
+	size_t n;
+	if (ho_gpt_used_entries(&r->hdr, array, &used, &n) < 0 ||
+	    !(r->parts = calloc(n ? n : 1, sizeof(*r->parts)))) {
+		free(used);
 		vt_error("out of memory");
 		return -ENOMEM;
 	}
-	for (uint32_t i = 0; i < r->hdr.entry_count; i++) {
-		if (gpt_entry(&r->hdr, array, i, &scratch) == 0)
-			continue;
+	for (size_t i = 0; i < n; i++) {
 		struct part_report *pr = &r->parts[r->nparts++];
-		pr->p = scratch;
-		pr->esp = gpt_guid_equal(pr->p.type, gpt_type_esp);
+		pr->p = used[i];
+		pr->esp = memcmp(pr->p.type, ho_gpt_type_esp, 16) == 0;
 		pr->inside = pr->p.first_lba <= pr->p.last_lba &&
-			     pr->p.first_lba >= r->hdr.first_usable_lba &&
-			     pr->p.last_lba <= r->hdr.last_usable_lba;
+			     pr->p.first_lba >= r->hdr.first_usable &&
+			     pr->p.last_lba <= r->hdr.last_usable;
 		if (!pr->inside) {
 			bc_note(&r->notes, "partition %u (LBA %" PRIu64 "..%" PRIu64 ") is not inside the "
 				"usable LBAs %" PRIu64 "..%" PRIu64, pr->p.number, pr->p.first_lba,
-				pr->p.last_lba, r->hdr.first_usable_lba, r->hdr.last_usable_lba);
+				pr->p.last_lba, r->hdr.first_usable, r->hdr.last_usable);
 			if (pr->esp)
 				snprintf(pr->problem, sizeof(pr->problem), "the ESP lies outside the disk's "
 					 "usable sectors");
@@ -373,11 +371,14 @@ static int check_partitions(struct report *r, const uint8_t *array, const char *
 		if (!pr->esp)
 			continue;
 		int rc = check_esp(r, pr, want);
-		if (rc < 0)
+		if (rc < 0) {
+			free(used);
 			return rc;
+		}
 		if (pr->has_program && r->chosen < 0)
 			r->chosen = (long)(pr - r->parts);
 	}
+	free(used);
 	if (r->chosen >= 0) {
 		r->bootable = true;
 		return 0;
@@ -394,6 +395,15 @@ static int check_partitions(struct report *r, const uint8_t *array, const char *
 }
 
 /* ---- output ---- */
+
+/* As sgdisk and the UEFI specification print GUIDs: upper case. */
+static void guid_text(const uint8_t guid[16], char out[37])
+{
+	ho_guid_format(guid, out);
+	for (char *c = out; *c; c++)
+		if (*c >= 'a' && *c <= 'f')
+			*c = (char)(*c - 'a' + 'A');
+}
 
 static void json_nullable(FILE *f, const char *s)
 {
@@ -416,12 +426,12 @@ static void print_json(const struct report *r)
 	json_nullable(f, r->bootable ? NULL : r->reason);
 	fprintf(f, ",\n  \"protective-mbr\": %s,\n  \"gpt\": ", r->pmbr ? "true" : "false");
 	if (r->gpt) {
-		gpt_guid_text(r->hdr.disk_guid, guid);
+		guid_text(r->hdr.disk_guid, guid);
 		fprintf(f, "{\"header\": \"%s\", \"disk-guid\": \"%s\", \"first-usable-lba\": %" PRIu64
 			", \"last-usable-lba\": %" PRIu64 ", \"backup-lba\": %" PRIu64
 			", \"backup-at-end\": %s, \"entries\": %u}", r->gpt_from, guid,
-			r->hdr.first_usable_lba, r->hdr.last_usable_lba, r->hdr.alternate_lba,
-			r->hdr.alternate_lba == r->sectors - 1 ? "true" : "false", r->hdr.entry_count);
+			r->hdr.first_usable, r->hdr.last_usable, r->hdr.alternate_lba,
+			r->hdr.alternate_lba == r->sectors - 1 ? "true" : "false", r->hdr.n_entries);
 	} else {
 		fputs("null", f);
 	}
@@ -429,11 +439,11 @@ static void print_json(const struct report *r)
 	for (size_t i = 0; i < r->nparts; i++) {
 		const struct part_report *pr = &r->parts[i];
 		fprintf(f, "%s\n    {\"number\": %u, \"type\": ", i ? "," : "", pr->p.number);
-		gpt_guid_text(pr->p.type, guid);
+		guid_text(pr->p.type, guid);
 		json_string(f, guid);
 		fprintf(f, ", \"type-name\": ");
-		json_nullable(f, gpt_type_name(pr->p.type));
-		gpt_guid_text(pr->p.guid, guid);
+		json_nullable(f, ho_gpt_type_name(pr->p.type));
+		guid_text(pr->p.unique, guid);
 		fprintf(f, ", \"guid\": \"%s\", \"name\": ", guid);
 		json_string(f, pr->p.name);
 		fprintf(f, ", \"first-lba\": %" PRIu64 ", \"last-lba\": %" PRIu64 ", \"offset\": %" PRIu64
@@ -483,14 +493,14 @@ static void print_text(const struct report *r)
 	printf("%s: %s VHD, %s (%" PRIu64 " bytes)\n", vhd_filename(r->img), vhd_type_name(r->info.type),
 	       size, r->info.virtual_size);
 	if (r->gpt) {
-		gpt_guid_text(r->hdr.disk_guid, guid);
+		guid_text(r->hdr.disk_guid, guid);
 		printf("GPT %s (%s header): %u entries, usable LBAs %" PRIu64 "..%" PRIu64
-		       ", backup header at LBA %" PRIu64 "\n", guid, r->gpt_from, r->hdr.entry_count,
-		       r->hdr.first_usable_lba, r->hdr.last_usable_lba, r->hdr.alternate_lba);
+		       ", backup header at LBA %" PRIu64 "\n", guid, r->gpt_from, r->hdr.n_entries,
+		       r->hdr.first_usable, r->hdr.last_usable, r->hdr.alternate_lba);
 		for (size_t i = 0; i < r->nparts; i++) {
 			const struct part_report *pr = &r->parts[i];
-			const char *tn = gpt_type_name(pr->p.type);
-			gpt_guid_text(pr->p.type, guid);
+			const char *tn = ho_gpt_type_name(pr->p.type);
+			guid_text(pr->p.type, guid);
 			vt_format_size(pr->inside ? (pr->p.last_lba - pr->p.first_lba + 1) * GPT_SECTOR : 0,
 				       size, sizeof(size));
 			printf("  %3u  LBA %" PRIu64 "..%" PRIu64 "  %-10s %-22s \"%s\"\n", pr->p.number,

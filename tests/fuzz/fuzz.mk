@@ -29,7 +29,8 @@ FUZZ_LIB_BINS  := $(addprefix $(FUZZ_DIR)/,fuzz_footer fuzz_header fuzz_utf fuzz
 # vhdboot's config parser and FAT/exFAT mapper (pure C, efiboot/).
 FUZZ_EFI_BINS  := $(addprefix $(FUZZ_DIR)/,fuzz_bootconf fuzz_fsmap)
 # vhd-handoff's pure parsers (handoff/): command line, extents, GPT.
-FUZZ_HANDOFF_SRCS := handoff/crc32.c handoff/params.c handoff/extents.c handoff/gpt.c handoff/dmtable.c
+FUZZ_HANDOFF_SRCS := handoff/crc32.c handoff/params.c handoff/extents.c handoff/gpt.c handoff/dmtable.c \
+		  libvhd/utf.c
 FUZZ_BINS      := $(FUZZ_LIB_BINS) $(FUZZ_DIR)/fuzz_nbd $(FUZZ_EFI_BINS) $(FUZZ_DIR)/fuzz_handoff
 
 FUZZ_SAN       := -fsanitize=address,undefined -fno-sanitize-recover=undefined
@@ -102,21 +103,22 @@ $(FUZZ_DIR)/obj/nbd/%.o: nbd/%.c nbd/*.h libvhd/*.h | $(FUZZ_DIR)/toolchain.ok
 	@mkdir -p $(@D)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -Inbd $(FUZZ_SAN) -fsanitize=fuzzer-no-link -c -o $@ $<
 
-$(FUZZ_LIB_BINS): $(FUZZ_DIR)/%: $(FUZZ_SRC)/%.c $(FUZZ_SRC)/fuzz_common.h $(FUZZ_OBJS) libvhd/*.h \
+$(FUZZ_LIB_BINS): $(FUZZ_DIR)/%: $(FUZZ_SRC)/%.c $(FUZZ_SRC)/fuzz_common.h $(FUZZ_SRC)/fuzz_check.h $(FUZZ_OBJS) libvhd/*.h \
 		| $(FUZZ_DIR)/toolchain.ok
 	$(FUZZ_CC) $(FUZZ_CFLAGS) $(FUZZ_SAN) -fsanitize=fuzzer -o $@ $< $(FUZZ_OBJS) $(FUZZ_LIBS)
 
-$(FUZZ_DIR)/fuzz_nbd: $(FUZZ_SRC)/fuzz_nbd.c $(FUZZ_OBJS) $(FUZZ_NBD_OBJS) nbd/*.h libvhd/*.h \
+$(FUZZ_DIR)/fuzz_nbd: $(FUZZ_SRC)/fuzz_nbd.c $(FUZZ_SRC)/fuzz_check.h $(FUZZ_OBJS) $(FUZZ_NBD_OBJS) nbd/*.h libvhd/*.h \
 		| $(FUZZ_DIR)/toolchain.ok
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -Inbd $(FUZZ_SAN) -fsanitize=fuzzer -o $@ $< $(FUZZ_NBD_OBJS) \
 		$(FUZZ_OBJS) $(FUZZ_LIBS)
 
-$(FUZZ_EFI_BINS): $(FUZZ_DIR)/%: $(FUZZ_SRC)/%.c efiboot/bootconf.c efiboot/fsmap.c efiboot/fat.c efiboot/exfat.c efiboot/fsdir.c efiboot/*.h \
+$(FUZZ_EFI_BINS): $(FUZZ_DIR)/%: $(FUZZ_SRC)/%.c $(FUZZ_SRC)/fuzz_check.h efiboot/bootconf.c efiboot/fsmap.c efiboot/fat.c efiboot/exfat.c efiboot/fsdir.c efiboot/*.h \
 		$(FUZZ_OBJS) | $(FUZZ_DIR)/toolchain.ok
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -Iefiboot $(FUZZ_SAN) -fsanitize=fuzzer -o $@ $< \
 		efiboot/bootconf.c efiboot/fsmap.c efiboot/fat.c efiboot/exfat.c efiboot/fsdir.c $(FUZZ_OBJS) $(FUZZ_LIBS)
 
-$(FUZZ_DIR)/fuzz_handoff: $(FUZZ_SRC)/fuzz_handoff.c $(FUZZ_HANDOFF_SRCS) handoff/handoff.h \
+$(FUZZ_DIR)/fuzz_handoff: $(FUZZ_SRC)/fuzz_handoff.c $(FUZZ_SRC)/fuzz_check.h $(FUZZ_HANDOFF_SRCS) \
+		handoff/handoff.h libvhd/utf.h \
 		| $(FUZZ_DIR)/toolchain.ok
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -Ihandoff $(FUZZ_SAN) -fsanitize=fuzzer -o $@ $< $(FUZZ_HANDOFF_SRCS)
 

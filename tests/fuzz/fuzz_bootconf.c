@@ -22,16 +22,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fuzz_check.h"
 #include "bootconf.h"
-
-#define CHECK(cond)                                                                       \
-	do {                                                                              \
-		if (!(cond)) {                                                            \
-			fprintf(stderr, "%s:%d: fuzz invariant failed: %s\n", __FILE__, __LINE__, \
-				#cond);                                                   \
-			abort();                                                          \
-		}                                                                         \
-	} while (0)
 
 #define OPTIONS_MAX 4096
 
@@ -68,46 +60,46 @@ static bool same_name(const char *a, const char *b)
 
 static void check_config(const struct vb_config *c)
 {
-	CHECK(terminated(c->error, sizeof(c->error)));
-	CHECK(c->n_entries <= VB_MAX_ENTRIES);
-	CHECK(c->timeout >= -1 && c->timeout <= 3600);
-	CHECK(c->default_entry < c->n_entries || (c->n_entries == 0 && c->default_entry == 0));
+	FZ_CHECK(terminated(c->error, sizeof(c->error)));
+	FZ_CHECK(c->n_entries <= VB_MAX_ENTRIES);
+	FZ_CHECK(c->timeout >= -1 && c->timeout <= 3600);
+	FZ_CHECK(c->default_entry < c->n_entries || (c->n_entries == 0 && c->default_entry == 0));
 	for (size_t i = 0; i < c->n_entries; i++) {
 		const struct vb_entry *e = &c->entries[i];
-		CHECK(terminated(e->name, sizeof(e->name)));
-		CHECK(terminated(e->vhd, sizeof(e->vhd)));
-		CHECK(terminated(e->program, sizeof(e->program)));
-		CHECK(terminated(e->cmdline, sizeof(e->cmdline)));
-		CHECK(e->vhd[0] == '\0' || is_abs_path(e->vhd));
-		CHECK(e->program[0] == '\0' || is_abs_path(e->program));
-		CHECK(!e->vhd_on_partuuid || e->vhd[0] == '\\');
-		CHECK(e->handoff >= VB_HANDOFF_NONE && e->handoff <= VB_HANDOFF_NBD);
-		CHECK(strcmp(vb_handoff_name(e->handoff), "unknown") != 0);
+		FZ_CHECK(terminated(e->name, sizeof(e->name)));
+		FZ_CHECK(terminated(e->vhd, sizeof(e->vhd)));
+		FZ_CHECK(terminated(e->program, sizeof(e->program)));
+		FZ_CHECK(terminated(e->cmdline, sizeof(e->cmdline)));
+		FZ_CHECK(e->vhd[0] == '\0' || is_abs_path(e->vhd));
+		FZ_CHECK(e->program[0] == '\0' || is_abs_path(e->program));
+		FZ_CHECK(!e->vhd_on_partuuid || e->vhd[0] == '\\');
+		FZ_CHECK(e->handoff >= VB_HANDOFF_NONE && e->handoff <= VB_HANDOFF_NBD);
+		FZ_CHECK(strcmp(vb_handoff_name(e->handoff), "unknown") != 0);
 		/* Only the single entry of a file without [entry] has no name. */
-		CHECK(e->name[0] != '\0' || c->n_entries == 1);
+		FZ_CHECK(e->name[0] != '\0' || c->n_entries == 1);
 		for (size_t k = 0; k < i; k++)
-			CHECK(!same_name(c->entries[k].name, e->name));
+			FZ_CHECK(!same_name(c->entries[k].name, e->name));
 	}
 }
 
 static void check_failure(const struct vb_config *c, int r, bool options)
 {
-	CHECK(r == -EINVAL);
-	CHECK(terminated(c->error, sizeof(c->error)));
-	CHECK(c->error[0] != '\0');
+	FZ_CHECK(r == -EINVAL);
+	FZ_CHECK(terminated(c->error, sizeof(c->error)));
+	FZ_CHECK(c->error[0] != '\0');
 	if (options) {
-		CHECK(c->error_line == 0);
-		CHECK(strncmp(c->error, "LoadOptions: ", 13) == 0);
+		FZ_CHECK(c->error_line == 0);
+		FZ_CHECK(strncmp(c->error, "LoadOptions: ", 13) == 0);
 	} else {
-		CHECK(c->error_line >= 1);
-		CHECK(strncmp(c->error, "line ", 5) == 0);
+		FZ_CHECK(c->error_line >= 1);
+		FZ_CHECK(strncmp(c->error, "line ", 5) == 0);
 	}
 }
 
 static size_t put(size_t o, const char *s)
 {
 	size_t n = strlen(s);
-	CHECK(o + n < sizeof(text_out));
+	FZ_CHECK(o + n < sizeof(text_out));
 	memcpy(text_out + o, s, n);
 	return o + n;
 }
@@ -187,26 +179,26 @@ static void round_trip(const struct vb_config *c)
 	int r = vb_config_parse(&again, text_out, o);
 	if (r != 0)
 		fprintf(stderr, "round trip: %s\n--\n%.*s\n", again.error, (int)o, text_out);
-	CHECK(r == 0);
-	CHECK(again.n_entries == c->n_entries);
-	CHECK(again.default_entry == c->default_entry);
-	CHECK(again.timeout == c->timeout);
+	FZ_CHECK(r == 0);
+	FZ_CHECK(again.n_entries == c->n_entries);
+	FZ_CHECK(again.default_entry == c->default_entry);
+	FZ_CHECK(again.timeout == c->timeout);
 	for (size_t i = 0; i < c->n_entries; i++)
-		CHECK(same_entry(&again.entries[i], &c->entries[i]));
+		FZ_CHECK(same_entry(&again.entries[i], &c->entries[i]));
 }
 
 static void finish(struct vb_config *c)
 {
 	int r = vb_config_finish(c);
-	CHECK(terminated(c->error, sizeof(c->error)));
+	FZ_CHECK(terminated(c->error, sizeof(c->error)));
 	if (r == 0) {
-		CHECK(c->n_entries >= 1 && c->n_entries <= VB_MAX_ENTRIES);
-		CHECK(c->default_entry < c->n_entries);
+		FZ_CHECK(c->n_entries >= 1 && c->n_entries <= VB_MAX_ENTRIES);
+		FZ_CHECK(c->default_entry < c->n_entries);
 		for (size_t i = 0; i < c->n_entries; i++)
-			CHECK(is_abs_path(c->entries[i].vhd));
-		CHECK(c->error[0] == '\0');
+			FZ_CHECK(is_abs_path(c->entries[i].vhd));
+		FZ_CHECK(c->error[0] == '\0');
 	} else {
-		CHECK(r == -EINVAL && c->error[0] != '\0' && c->error_line == 0);
+		FZ_CHECK(r == -EINVAL && c->error[0] != '\0' && c->error_line == 0);
 	}
 }
 
@@ -217,26 +209,26 @@ static const char *decode(const uint8_t *opt, size_t len, size_t small)
 	static char tiny[256];
 	memset(big, 'x', sizeof(big));
 	int r = vb_load_options_decode(opt, len, big, sizeof(big));
-	CHECK(r == 0 || r == -EINVAL);  /* 3 bytes per 2 input bytes always fit */
-	CHECK(terminated(big, sizeof(big)));
+	FZ_CHECK(r == 0 || r == -EINVAL);  /* 3 bytes per 2 input bytes always fit */
+	FZ_CHECK(terminated(big, sizeof(big)));
 	if (r < 0)
-		CHECK(big[0] == '\0');
+		FZ_CHECK(big[0] == '\0');
 	else
-		CHECK(strlen(big) <= len + len / 2);
+		FZ_CHECK(strlen(big) <= len + len / 2);
 
 	if (small) {
 		memset(tiny, 'x', sizeof(tiny));
 		int s = vb_load_options_decode(opt, len, tiny, small);
-		CHECK(s == 0 || s == -EINVAL || s == -E2BIG);
-		CHECK(terminated(tiny, small));
+		FZ_CHECK(s == 0 || s == -EINVAL || s == -E2BIG);
+		FZ_CHECK(terminated(tiny, small));
 		if (s == 0) {
-			CHECK(r == 0 && strcmp(tiny, big) == 0);
+			FZ_CHECK(r == 0 && strcmp(tiny, big) == 0);
 		} else {
-			CHECK(tiny[0] == '\0');
+			FZ_CHECK(tiny[0] == '\0');
 			/* A clean refusal: nothing written past the buffer. */
-			CHECK(tiny[small] == 'x');
+			FZ_CHECK(tiny[small] == 'x');
 			if (s == -EINVAL)
-				CHECK(r == -EINVAL);
+				FZ_CHECK(r == -EINVAL);
 		}
 	}
 	return r == 0 ? big : NULL;
@@ -272,12 +264,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	int r = vb_config_parse(&cfg, text, conf_len);
 	free(text);
 	if (r == 0) {
-		CHECK(cfg.error[0] == '\0');
+		FZ_CHECK(cfg.error[0] == '\0');
 		check_config(&cfg);
 		round_trip(&cfg);
 	} else {
 		check_failure(&cfg, r, false);
-		CHECK(cfg.n_entries == 0 && cfg.timeout == 5 && cfg.default_entry == 0);
+		FZ_CHECK(cfg.n_entries == 0 && cfg.timeout == 5 && cfg.default_entry == 0);
 		vb_config_init(&cfg);
 	}
 
@@ -309,7 +301,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		r = vb_config_apply_options(&cfg, decoded);
 		if (r == 0) {
 			check_config(&cfg);
-			CHECK(!had_entries || cfg.n_entries > 0);
+			FZ_CHECK(!had_entries || cfg.n_entries > 0);
 		} else {
 			check_failure(&cfg, r, true);
 		}

@@ -17,17 +17,9 @@
 #include <string.h>
 
 #include "endian.h"
+#include "fuzz_check.h"
 #include "internal.h"
 #include "libvhd.h"
-
-#define FZ_CHECK(cond)                                                              \
-	do {                                                                        \
-		if (!(cond)) {                                                      \
-			fprintf(stderr, "%s:%d: fuzz invariant failed: %s\n", __FILE__, \
-				__LINE__, #cond);                                   \
-			abort();                                                    \
-		}                                                                   \
-	} while (0)
 
 /* A heap copy of exactly len bytes (malloc(0) avoided). */
 static inline uint8_t *fz_dup(const uint8_t *data, size_t len)

@@ -9,16 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fuzz_check.h"
 #include "internal.h"
-
-#define CHECK(cond)                                                                       \
-	do {                                                                              \
-		if (!(cond)) {                                                            \
-			fprintf(stderr, "%s:%d: fuzz invariant failed: %s\n", __FILE__, __LINE__, \
-				#cond);                                                   \
-			abort();                                                          \
-		}                                                                         \
-	} while (0)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -41,9 +33,9 @@ static void check_geometry(uint64_t size)
 	struct vhd_geometry g = vhd_geometry_for_size(size);
 	uint64_t chs = vhd_geometry_size(g);
 	/* The CHS size never exceeds the disk (the spec rounds down). */
-	CHECK(chs <= size);
-	CHECK(g.heads <= 16 && g.sectors <= 255);
-	CHECK(g.sectors == 17 || g.sectors == 31 || g.sectors == 63 || g.sectors == 255);
+	FZ_CHECK(chs <= size);
+	FZ_CHECK(g.heads <= 16 && g.sectors <= 255);
+	FZ_CHECK(g.sectors == 17 || g.sectors == 31 || g.sectors == 63 || g.sectors == 255);
 }
 
 static void one_view(const uint8_t *data, size_t size, size_t view)
@@ -57,7 +49,7 @@ static void one_view(const uint8_t *data, size_t size, size_t view)
 
 	struct vhd_footer f, f2;
 	bool ok = vhd_footer_decode(buf, view, &f);
-	CHECK(ok == (memcmp(buf, "conectix", 8) == 0));
+	FZ_CHECK(ok == (memcmp(buf, "conectix", 8) == 0));
 	if (!ok) {
 		free(buf);
 		return;
@@ -74,19 +66,19 @@ static void one_view(const uint8_t *data, size_t size, size_t view)
 		int r = vhd_footer_validate(&f, why, why_lens[i]);
 		if (i == 0)
 			verdict = r;
-		CHECK(r == verdict);
-		CHECK(r == 0 || r < 0);
+		FZ_CHECK(r == verdict);
+		FZ_CHECK(r == 0 || r < 0);
 		if (r < 0)
-			CHECK(memchr(why, '\0', why_lens[i]) != NULL);
+			FZ_CHECK(memchr(why, '\0', why_lens[i]) != NULL);
 	}
 
 	bool from_geometry;
 	uint64_t vsize = vhd_footer_virtual_size(&f, &from_geometry);
 	if (!from_geometry)
-		CHECK(vsize == f.current_size);
+		FZ_CHECK(vsize == f.current_size);
 	if (verdict == 0) {
-		CHECK(vsize % VHD_SECTOR_SIZE == 0);
-		CHECK(f.disk_type == VHD_TYPE_FIXED || f.disk_type == VHD_TYPE_DYNAMIC ||
+		FZ_CHECK(vsize % VHD_SECTOR_SIZE == 0);
+		FZ_CHECK(f.disk_type == VHD_TYPE_FIXED || f.disk_type == VHD_TYPE_DYNAMIC ||
 		      f.disk_type == VHD_TYPE_DIFFERENCING);
 	}
 	check_geometry(f.current_size);
@@ -96,17 +88,17 @@ static void one_view(const uint8_t *data, size_t size, size_t view)
 	/* Round trip: every field survives, the checksum is made right. */
 	uint8_t enc[VHD_FOOTER_SIZE], enc2[VHD_FOOTER_SIZE];
 	vhd_footer_encode(&f, enc);
-	CHECK(vhd_footer_decode(enc, sizeof(enc), &f2));
-	CHECK(same_footer(&f, &f2));
-	CHECK(vhd_footer_checksum_ok(enc, sizeof(enc)));
-	CHECK(vhd_footer_validate(&f2, why, sizeof(why)) == verdict);
+	FZ_CHECK(vhd_footer_decode(enc, sizeof(enc), &f2));
+	FZ_CHECK(same_footer(&f, &f2));
+	FZ_CHECK(vhd_footer_checksum_ok(enc, sizeof(enc)));
+	FZ_CHECK(vhd_footer_validate(&f2, why, sizeof(why)) == verdict);
 	bool g2;
-	CHECK(vhd_footer_virtual_size(&f2, &g2) == vsize && g2 == from_geometry);
+	FZ_CHECK(vhd_footer_virtual_size(&f2, &g2) == vsize && g2 == from_geometry);
 	vhd_footer_encode(&f2, enc2);
-	CHECK(memcmp(enc, enc2, sizeof(enc)) == 0);
+	FZ_CHECK(memcmp(enc, enc2, sizeof(enc)) == 0);
 	/* The encoded fields are the input's bytes (reserved bytes are zeroed). */
-	CHECK(memcmp(enc, buf, 64) == 0);
-	CHECK(memcmp(enc + 68, buf + 68, 85 - 68) == 0);
+	FZ_CHECK(memcmp(enc, buf, 64) == 0);
+	FZ_CHECK(memcmp(enc + 68, buf + 68, 85 - 68) == 0);
 	/* A checksum that matched still matches once the reserved bytes are
 	 * gone only if they were zero; it always matches the encoded bytes. */
 	if (f.checksum == sum && view == VHD_FOOTER_SIZE) {
@@ -114,7 +106,7 @@ static void one_view(const uint8_t *data, size_t size, size_t view)
 		for (size_t i = 85; i < view; i++)
 			reserved_zero = reserved_zero && buf[i] == 0;
 		if (reserved_zero)
-			CHECK(memcmp(enc, buf, VHD_FOOTER_SIZE) == 0);
+			FZ_CHECK(memcmp(enc, buf, VHD_FOOTER_SIZE) == 0);
 	}
 	free(buf);
 }
@@ -130,7 +122,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			abort();
 		memcpy(p, data, size);
 		struct vhd_footer f;
-		CHECK(!vhd_footer_decode(p, size, &f));
+		FZ_CHECK(!vhd_footer_decode(p, size, &f));
 		free(p);
 	}
 	one_view(data, size, VHD_FOOTER_SIZE);

@@ -25,16 +25,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fuzz_check.h"
 #include "fsmap.h"
-
-#define CHECK(cond)                                                                       \
-	do {                                                                              \
-		if (!(cond)) {                                                            \
-			fprintf(stderr, "%s:%d: fuzz invariant failed: %s\n", __FILE__, __LINE__, \
-				#cond);                                                   \
-			abort();                                                          \
-		}                                                                         \
-	} while (0)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -52,7 +44,7 @@ struct part {
 static int part_read(void *ctx, uint64_t off, void *buf, size_t len)
 {
 	struct part *p = ctx;
-	CHECK(off <= p->size && len <= p->size - off);
+	FZ_CHECK(off <= p->size && len <= p->size - off);
 	size_t from_input = off < p->have ? p->have - (size_t)off : 0;
 	if (from_input > len)
 		from_input = len;
@@ -70,40 +62,40 @@ static int by_disk_offset(const void *a, const void *b)
 
 static void check_map(const struct vb_file_map *m, const struct part *p)
 {
-	CHECK(m->fs == VB_FS_FAT12 || m->fs == VB_FS_FAT16 || m->fs == VB_FS_FAT32 ||
+	FZ_CHECK(m->fs == VB_FS_FAT12 || m->fs == VB_FS_FAT16 || m->fs == VB_FS_FAT32 ||
 	      m->fs == VB_FS_EXFAT);
-	CHECK(strcmp(vb_fs_type_name(m->fs), "unknown") != 0);
-	CHECK(m->cluster_size >= 512 && m->cluster_size <= (32u << 20) &&
+	FZ_CHECK(strcmp(vb_fs_type_name(m->fs), "unknown") != 0);
+	FZ_CHECK(m->cluster_size >= 512 && m->cluster_size <= (32u << 20) &&
 	      !(m->cluster_size & (m->cluster_size - 1)));
-	CHECK(m->valid_length <= m->size);
-	CHECK((m->count == 0) == (m->size == 0));
+	FZ_CHECK(m->valid_length <= m->size);
+	FZ_CHECK((m->count == 0) == (m->size == 0));
 	uint64_t want = 0;
 	uint8_t sink = 0;
 	for (size_t i = 0; i < m->count; i++) {
 		const struct vb_extent *e = &m->extents[i];
-		CHECK(e->length > 0);
-		CHECK(e->file_offset == want);
-		CHECK(e->disk_offset <= p->size && e->length <= p->size - e->disk_offset);
+		FZ_CHECK(e->length > 0);
+		FZ_CHECK(e->file_offset == want);
+		FZ_CHECK(e->disk_offset <= p->size && e->length <= p->size - e->disk_offset);
 		if (i)
-			CHECK(m->extents[i - 1].disk_offset + m->extents[i - 1].length != e->disk_offset);
-		CHECK(vb_file_map_find(m, e->file_offset) == e);
-		CHECK(vb_file_map_find(m, e->file_offset + e->length - 1) == e);
+			FZ_CHECK(m->extents[i - 1].disk_offset + m->extents[i - 1].length != e->disk_offset);
+		FZ_CHECK(vb_file_map_find(m, e->file_offset) == e);
+		FZ_CHECK(vb_file_map_find(m, e->file_offset + e->length - 1) == e);
 		/* Touch the bytes a BlockIo read would serve. */
 		if (e->disk_offset + e->length <= p->have)
 			sink ^= p->bytes[e->disk_offset] ^ p->bytes[e->disk_offset + e->length - 1];
 		want += e->length;
 	}
-	CHECK(want == m->size);
-	CHECK(vb_file_map_find(m, m->size) == NULL);
-	CHECK(vb_file_map_find(m, UINT64_MAX) == NULL);
+	FZ_CHECK(want == m->size);
+	FZ_CHECK(vb_file_map_find(m, m->size) == NULL);
+	FZ_CHECK(vb_file_map_find(m, UINT64_MAX) == NULL);
 	(void)sink;
 	if (m->count > 1) {
 		struct vb_extent *s = malloc(m->count * sizeof(*s));
-		CHECK(s);
+		FZ_CHECK(s);
 		memcpy(s, m->extents, m->count * sizeof(*s));
 		qsort(s, m->count, sizeof(*s), by_disk_offset);
 		for (size_t i = 1; i < m->count; i++)
-			CHECK(s[i - 1].disk_offset + s[i - 1].length <= s[i].disk_offset);
+			FZ_CHECK(s[i - 1].disk_offset + s[i - 1].length <= s[i].disk_offset);
 		free(s);
 	}
 }
@@ -140,15 +132,15 @@ static void map_paths(struct part *p)
 		if (rc == 0) {
 			check_map(&map, p);
 			vb_file_map_free(&map);
-			CHECK(map.extents == NULL && map.count == 0);
+			FZ_CHECK(map.extents == NULL && map.count == 0);
 		} else {
-			CHECK(rc == -ENOENT || rc == -EINVAL || rc == -EIO || rc == -ENOMEM);
+			FZ_CHECK(rc == -ENOENT || rc == -EINVAL || rc == -EIO || rc == -ENOMEM);
 			const char *nul = memchr(err, '\0', errlen);
-			CHECK(nul != NULL);
+			FZ_CHECK(nul != NULL);
 			size_t len = (size_t)(nul - err);
-			CHECK(len > 0);
-			CHECK(memchr(err, '\n', len) == NULL);
-			CHECK(map.extents == NULL);
+			FZ_CHECK(len > 0);
+			FZ_CHECK(memchr(err, '\n', len) == NULL);
+			FZ_CHECK(map.extents == NULL);
 		}
 	}
 }
@@ -158,7 +150,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (size > VIRTUAL_SIZE)
 		return 0;
 	uint8_t *copy = malloc(size ? size : 1);
-	CHECK(copy);
+	FZ_CHECK(copy);
 	if (size)
 		memcpy(copy, data, size);
 	struct part p = { copy, size, size };

@@ -20,16 +20,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fuzz_check.h"
 #include "handoff.h"
-
-#define CHECK(cond)                                                                       \
-	do {                                                                              \
-		if (!(cond)) {                                                            \
-			fprintf(stderr, "%s:%d: fuzz invariant failed: %s\n", __FILE__, __LINE__, \
-				#cond);                                                   \
-			abort();                                                          \
-		}                                                                         \
-	} while (0)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -47,33 +39,66 @@ static int mem_read(void *ctx, uint64_t off, void *buf, size_t len)
 	return 0;
 }
 
+/* The pieces vhdtool boot-check uses, on the last LBA, where a backup
+ * header sits: a header that parses places its array inside the disk. */
+static void fuzz_gpt_pieces(const uint8_t *d, size_t n, uint32_t lba)
+{
+	uint64_t lbas = n / lba;
+	struct ho_gpt_header h;
+	struct ho_gpt_part *parts;
+	size_t used;
+	char err[HO_ERR_MAX] = "";
+
+	if (lbas < 3)
+		return;
+	int r = ho_gpt_header_parse(d + (lbas - 1) * lba, lba, lbas - 1, lbas, &h, err, sizeof(err));
+	if (r) {
+		FZ_CHECK((r == -ENOENT || r == -EINVAL) && err[0] != '\0');
+		return;
+	}
+	size_t bytes = ho_gpt_array_bytes(&h);
+	FZ_CHECK(bytes > 0 && bytes <= HO_GPT_MAX_ENTRIES_BYTES);
+	FZ_CHECK(h.entries_lba >= 2 && h.entries_lba < lbas && bytes <= n - h.entries_lba * lba);
+	FZ_CHECK(h.first_usable <= h.last_usable && h.last_usable < lbas);
+	const uint8_t *array = d + h.entries_lba * lba;
+	if (ho_gpt_array_check(&h, array, err, sizeof(err)) != 0)
+		return;
+	FZ_CHECK(ho_gpt_used_entries(&h, array, &parts, &used) == 0);
+	FZ_CHECK(used <= h.n_entries);
+	for (size_t i = 0; i < used; i++)
+		FZ_CHECK(parts[i].number >= 1 && parts[i].number <= h.n_entries &&
+			 strlen(parts[i].name) < sizeof(parts[i].name));
+	free(parts);
+}
+
 static void fuzz_gpt(const uint8_t *d, size_t n, uint32_t lba)
 {
 	struct mem m = { d, n };
 	struct ho_gpt g;
 	char err[HO_ERR_MAX] = "";
 
+	fuzz_gpt_pieces(d, n, lba);
 	int r = ho_gpt_read(mem_read, &m, lba, n, &g, err, sizeof(err));
 	if (r) {
-		CHECK(r < 0 && err[0] != '\0' && g.parts == NULL);
+		FZ_CHECK(r < 0 && err[0] != '\0' && g.parts == NULL);
 		return;
 	}
 	for (size_t i = 0; i < g.n_parts; i++) {
 		const struct ho_gpt_part *p = &g.parts[i];
-		CHECK(p->first_lba >= g.first_usable && p->last_lba <= g.last_usable);
-		CHECK(p->first_lba <= p->last_lba && g.last_usable < g.disk_lbas);
-		CHECK(p->number >= 1 && p->number <= g.n_entries);
-		CHECK(ho_gpt_find_unique(&g, p->unique) == p);
-		CHECK(strlen(p->name) < sizeof(p->name));
+		FZ_CHECK(p->first_lba >= g.hdr.first_usable && p->last_lba <= g.hdr.last_usable);
+		FZ_CHECK(p->first_lba <= p->last_lba && g.hdr.last_usable < g.disk_lbas);
+		FZ_CHECK(p->number >= 1 && p->number <= g.hdr.n_entries);
+		FZ_CHECK(ho_gpt_find_unique(&g, p->unique) == p);
+		FZ_CHECK(strlen(p->name) < sizeof(p->name));
 	}
 	ho_gpt_free(&g);
 }
 
 static void check_list(const struct ho_extent_list *l)
 {
-	CHECK(l->n <= HO_MAX_EXTENTS);
+	FZ_CHECK(l->n <= HO_MAX_EXTENTS);
 	for (size_t i = 0; i < l->n; i++)
-		CHECK(l->v[i].sectors > 0);
+		FZ_CHECK(l->v[i].sectors > 0);
 }
 
 static void fuzz_cmdline(const uint8_t *d, size_t n)
@@ -94,15 +119,15 @@ static void fuzz_cmdline(const uint8_t *d, size_t n)
 	}
 	int r = ho_params_parse(&p, (const char *)d, line, err, sizeof(err));
 	if (r) {
-		CHECK(r < 0 && err[0] != '\0' && p.fext.v == NULL && p.dm.v == NULL);
+		FZ_CHECK(r < 0 && err[0] != '\0' && p.fext.v == NULL && p.dm.v == NULL);
 		return;
 	}
-	CHECK(p.handoff >= HO_HANDOFF_NONE && p.handoff <= HO_HANDOFF_NBD);
-	CHECK(!p.has_path || (p.path[0] == '/' && strstr(p.path, "/../") == NULL));
+	FZ_CHECK(p.handoff >= HO_HANDOFF_NONE && p.handoff <= HO_HANDOFF_NBD);
+	FZ_CHECK(!p.has_path || (p.path[0] == '/' && strstr(p.path, "/../") == NULL));
 	if (var && (p.fext_efivar || p.dm_efivar)) {
 		err[0] = '\0';
 		r = ho_params_merge_efivar(&p, var, varlen, err, sizeof(err));
-		CHECK(r <= 0 && (r == 0 || err[0] != '\0'));
+		FZ_CHECK(r <= 0 && (r == 0 || err[0] != '\0'));
 	}
 	check_list(&p.fext);
 	check_list(&p.dm);
@@ -113,10 +138,10 @@ static void fuzz_cmdline(const uint8_t *d, size_t n)
 				(void)ho_dm_validate(&p.dm, &p.fext, p.size, &vs, err, sizeof(err));
 			/* A file compared with its own extents, split differently, matches. */
 			struct ho_extent_list a = { malloc(p.fext.n * sizeof(*a.v)), p.fext.n };
-			CHECK(a.v != NULL);
+			FZ_CHECK(a.v != NULL);
 			memcpy(a.v, p.fext.v, p.fext.n * sizeof(*a.v));
-			CHECK(ho_fext_compare(&p.fext, &a, p.size, err, sizeof(err)) == 0);
-			CHECK(ho_fext_validate(&p.fext, p.size, part, err, sizeof(err)) == 0);
+			FZ_CHECK(ho_fext_compare(&p.fext, &a, p.size, err, sizeof(err)) == 0);
+			FZ_CHECK(ho_fext_validate(&p.fext, p.size, part, err, sizeof(err)) == 0);
 			free(a.v);
 		}
 	}

@@ -11,16 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fuzz_check.h"
 #include "internal.h"
-
-#define CHECK(cond)                                                                       \
-	do {                                                                              \
-		if (!(cond)) {                                                            \
-			fprintf(stderr, "%s:%d: fuzz invariant failed: %s\n", __FILE__, __LINE__, \
-				#cond);                                                   \
-			abort();                                                          \
-		}                                                                         \
-	} while (0)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -54,14 +46,14 @@ static void decode_slice(uint32_t code, const uint8_t *data, size_t len, size_t 
 		memcpy(in, data, len);
 	memset(out, 'x', out_len ? out_len : 1);
 	int r = vhd_locator_decode_path(code, in, len, out, out_len);
-	CHECK(r == 0 || r == -EINVAL);
+	FZ_CHECK(r == 0 || r == -EINVAL);
 	if (r == 0) {
-		CHECK(out_len > 0 && memchr(out, '\0', out_len) != NULL);
-		CHECK(strlen(out) > 0);
+		FZ_CHECK(out_len > 0 && memchr(out, '\0', out_len) != NULL);
+		FZ_CHECK(strlen(out) > 0);
 		if (code == VHD_PLAT_MACX)
-			CHECK(strlen(out) <= len);
+			FZ_CHECK(strlen(out) <= len);
 		else
-			CHECK(code == VHD_PLAT_W2RU || code == VHD_PLAT_W2KU);
+			FZ_CHECK(code == VHD_PLAT_W2RU || code == VHD_PLAT_W2KU);
 	}
 	free(in);
 	free(out);
@@ -79,7 +71,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	struct vhd_header h, h2;
 	bool ok = vhd_header_decode(buf, size, &h);
-	CHECK(ok == (size >= VHD_HEADER_SIZE && memcmp(buf, "cxsparse", 8) == 0));
+	FZ_CHECK(ok == (size >= VHD_HEADER_SIZE && memcmp(buf, "cxsparse", 8) == 0));
 
 	/* Slices of whatever follows the header (or of the whole input). */
 	const uint8_t *tail = size > VHD_HEADER_SIZE ? data + VHD_HEADER_SIZE : data;
@@ -88,32 +80,32 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (ok) {
 		char why[160];
 		int verdict = vhd_header_validate(&h, why, sizeof(why));
-		CHECK(verdict == 0 || verdict == -EINVAL);
+		FZ_CHECK(verdict == 0 || verdict == -EINVAL);
 		if (verdict < 0)
-			CHECK(memchr(why, '\0', sizeof(why)) != NULL);
+			FZ_CHECK(memchr(why, '\0', sizeof(why)) != NULL);
 		char small[9];
-		CHECK(vhd_header_validate(&h, small, sizeof(small)) == verdict);
-		CHECK(vhd_header_validate(&h, small, 1) == verdict);
+		FZ_CHECK(vhd_header_validate(&h, small, sizeof(small)) == verdict);
+		FZ_CHECK(vhd_header_validate(&h, small, 1) == verdict);
 		if (verdict == 0)
-			CHECK(h.block_size >= 512 && (h.block_size & (h.block_size - 1)) == 0);
+			FZ_CHECK(h.block_size >= 512 && (h.block_size & (h.block_size - 1)) == 0);
 		bool sum_ok = vhd_header_checksum_ok(buf);
 
 		uint8_t enc[VHD_HEADER_SIZE], enc2[VHD_HEADER_SIZE];
 		vhd_header_encode(&h, enc);
-		CHECK(vhd_header_checksum_ok(enc));
-		CHECK(vhd_header_decode(enc, sizeof(enc), &h2));
-		CHECK(same_header(&h, &h2));
-		CHECK(vhd_header_validate(&h2, why, sizeof(why)) == verdict);
+		FZ_CHECK(vhd_header_checksum_ok(enc));
+		FZ_CHECK(vhd_header_decode(enc, sizeof(enc), &h2));
+		FZ_CHECK(same_header(&h, &h2));
+		FZ_CHECK(vhd_header_validate(&h2, why, sizeof(why)) == verdict);
 		vhd_header_encode(&h2, enc2);
-		CHECK(memcmp(enc, enc2, sizeof(enc)) == 0);
+		FZ_CHECK(memcmp(enc, enc2, sizeof(enc)) == 0);
 		/* Fields are bytes 0..767 less the checksum and reserved 60..63
 		 * and the reserved 4 bytes of each locator entry. */
-		CHECK(memcmp(enc, buf, 36) == 0);
-		CHECK(memcmp(enc + 40, buf + 40, 20) == 0);
-		CHECK(memcmp(enc + 64, buf + 64, 512) == 0);
+		FZ_CHECK(memcmp(enc, buf, 36) == 0);
+		FZ_CHECK(memcmp(enc + 40, buf + 40, 20) == 0);
+		FZ_CHECK(memcmp(enc + 64, buf + 64, 512) == 0);
 		for (int i = 0; i < VHD_LOCATOR_COUNT; i++) {
 			const uint8_t *a = enc + 576 + 24 * i, *b = buf + 576 + 24 * i;
-			CHECK(memcmp(a, b, 12) == 0 && memcmp(a + 16, b + 16, 8) == 0);
+			FZ_CHECK(memcmp(a, b, 12) == 0 && memcmp(a + 16, b + 16, 8) == 0);
 		}
 		(void)sum_ok;
 
@@ -121,7 +113,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		char name[VHD_LOCATOR_MAX_PATH];
 		int n = vhd_utf16_to_utf8(h.parent_name, sizeof(h.parent_name), true, name, sizeof(name));
 		if (n >= 0)
-			CHECK((size_t)n == strlen(name));
+			FZ_CHECK((size_t)n == strlen(name));
 
 		/* The seeds carry each used locator's data after the header, in
 		 * entry order (make-seeds.sh); slices follow that layout. */
@@ -129,9 +121,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		for (int i = 0; i < VHD_LOCATOR_COUNT; i++) {
 			const struct vhd_locator_entry *l = &h.loc[i];
 			uint64_t space = vhd_locator_space_bytes(l);
-			CHECK(space >= l->data_space);
+			FZ_CHECK(space >= l->data_space);
 			if (l->data_space < VHD_SECTOR_SIZE)
-				CHECK(space == (uint64_t)l->data_space * VHD_SECTOR_SIZE);
+				FZ_CHECK(space == (uint64_t)l->data_space * VHD_SECTOR_SIZE);
 			if (!tail_len)
 				continue;
 			size_t off = at % tail_len;

@@ -22,17 +22,9 @@
 #include <string.h>
 
 #include "endian.h"
+#include "fuzz_check.h"
 #include "nbd.h"
 #include "protocol.h"
-
-#define CHECK(cond)                                                                       \
-	do {                                                                              \
-		if (!(cond)) {                                                            \
-			fprintf(stderr, "%s:%d: fuzz invariant failed: %s\n", __FILE__, __LINE__, \
-				#cond);                                                   \
-			abort();                                                          \
-		}                                                                         \
-	} while (0)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -60,7 +52,7 @@ static int ms_read(void *ctx, void *buf, size_t len)
 static int ms_starttls(void *ctx)
 {
 	struct mem_stream *m = ctx;
-	CHECK(m->expect_payload == -1);     /* the ACK went out whole first */
+	FZ_CHECK(m->expect_payload == -1);     /* the ACK went out whole first */
 	return 0;
 }
 
@@ -73,25 +65,25 @@ static int ms_write(void *ctx, const void *buf, size_t len)
 	for (size_t i = 0; i < len; i++)
 		sink ^= b[i];
 	(void)sink;
-	CHECK(len > 0);
+	FZ_CHECK(len > 0);
 	if (m->writes == 0) {
 		/* The greeting. */
-		CHECK(len == 18 && vhd_be64(b) == NBD_MAGIC && vhd_be64(b + 8) == NBD_IHAVEOPT);
+		FZ_CHECK(len == 18 && vhd_be64(b) == NBD_MAGIC && vhd_be64(b + 8) == NBD_IHAVEOPT);
 	} else if (m->expect_payload >= 0) {
-		CHECK((int64_t)len == m->expect_payload);
+		FZ_CHECK((int64_t)len == m->expect_payload);
 		m->expect_payload = -1;
 	} else if (len == 20 && vhd_be64(b) == NBD_REP_MAGIC) {
 		uint32_t plen = vhd_be32(b + 16);
 		uint32_t type = vhd_be32(b + 12);
-		CHECK(plen <= NBD_MAX_STRING + 64);
+		FZ_CHECK(plen <= NBD_MAX_STRING + 64);
 		if (type & 0x80000000u)
-			CHECK(plen > 0);        /* errors carry a message here */
+			FZ_CHECK(plen > 0);        /* errors carry a message here */
 		if (type == NBD_REP_ACK)
-			CHECK(plen == 0);
+			FZ_CHECK(plen == 0);
 		m->expect_payload = plen ? (int64_t)plen : -1;
 	} else {
 		/* NBD_OPT_EXPORT_NAME's answer: size, flags, maybe 124 zeros. */
-		CHECK(len == 10 || len == 134);
+		FZ_CHECK(len == 10 || len == 134);
 	}
 	m->writes++;
 	m->out_bytes += len;
@@ -102,36 +94,36 @@ static void check_request(const struct nbd_request *r, const struct nbd_session 
 {
 	uint32_t error = 0xdeadbeef;
 	enum nbd_verdict v = nbd_request_validate(r, s, &error);
-	CHECK(v == NBD_OK || v == NBD_REJECT || v == NBD_HANG_UP);
+	FZ_CHECK(v == NBD_OK || v == NBD_REJECT || v == NBD_HANG_UP);
 	uint32_t payload = nbd_request_payload(r);
 	if (v == NBD_HANG_UP) {
-		CHECK(r->magic != NBD_REQUEST_MAGIC ||
+		FZ_CHECK(r->magic != NBD_REQUEST_MAGIC ||
 		      (r->type == NBD_CMD_WRITE && r->length > NBD_MAX_PAYLOAD));
 		return;
 	}
-	CHECK(r->magic == NBD_REQUEST_MAGIC);
-	CHECK(payload <= NBD_MAX_PAYLOAD);
+	FZ_CHECK(r->magic == NBD_REQUEST_MAGIC);
+	FZ_CHECK(payload <= NBD_MAX_PAYLOAD);
 	if (v == NBD_REJECT) {
-		CHECK(error == NBD_EINVAL || error == NBD_ENOSPC || error == NBD_EPERM);
+		FZ_CHECK(error == NBD_EINVAL || error == NBD_ENOSPC || error == NBD_EPERM);
 		return;
 	}
-	CHECK(error == 0);
+	FZ_CHECK(error == 0);
 	const struct nbd_export *e = s->exp;
 	bool writes = r->type == NBD_CMD_WRITE || r->type == NBD_CMD_TRIM ||
 		      r->type == NBD_CMD_WRITE_ZEROES;
-	CHECK(r->type == NBD_CMD_READ || writes || r->type == NBD_CMD_FLUSH ||
+	FZ_CHECK(r->type == NBD_CMD_READ || writes || r->type == NBD_CMD_FLUSH ||
 	      r->type == NBD_CMD_CACHE || r->type == NBD_CMD_BLOCK_STATUS);
 	if (writes)
-		CHECK(!e->read_only);
+		FZ_CHECK(!e->read_only);
 	if (r->type == NBD_CMD_BLOCK_STATUS)
-		CHECK(s->base_allocation);
+		FZ_CHECK(s->base_allocation);
 	if (r->type == NBD_CMD_READ)
-		CHECK(r->length <= NBD_MAX_PAYLOAD);
+		FZ_CHECK(r->length <= NBD_MAX_PAYLOAD);
 	if (r->type != NBD_CMD_FLUSH) {
-		CHECK(r->length > 0);
-		CHECK(r->offset <= e->size && r->length <= e->size - r->offset);
+		FZ_CHECK(r->length > 0);
+		FZ_CHECK(r->offset <= e->size && r->length <= e->size - r->offset);
 	} else {
-		CHECK(r->offset == 0 && r->length == 0);
+		FZ_CHECK(r->offset == 0 && r->length == 0);
 	}
 	/* Flags: only those the protocol gives the command (FUA is the
 	 * server's choice on any command). */
@@ -142,7 +134,7 @@ static void check_request(const struct nbd_request *r, const struct nbd_session 
 		allowed |= NBD_CMD_FLAG_NO_HOLE | NBD_CMD_FLAG_FAST_ZERO;
 	if (r->type == NBD_CMD_BLOCK_STATUS)
 		allowed |= NBD_CMD_FLAG_REQ_ONE;
-	CHECK((r->flags & ~allowed) == 0);
+	FZ_CHECK((r->flags & ~allowed) == 0);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -173,17 +165,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		s.base_allocation = mode & 2;
 	} else {
 		int r = nbd_handshake(&st, &ex, &s);
-		CHECK(r == 0 || r == -1);
-		CHECK(m.expect_payload == -1);      /* no reply cut short */
-		CHECK(m.writes >= 1);
+		FZ_CHECK(r == 0 || r == -1);
+		FZ_CHECK(m.expect_payload == -1);      /* no reply cut short */
+		FZ_CHECK(m.writes >= 1);
 		if (r < 0)
 			return 0;
-		CHECK(s.exp == &v[0] || s.exp == &v[1] || s.exp == &v[2]);
-		CHECK(s.tls || !tls_required);      /* no plaintext transmission */
-		CHECK(nbd_find_export(&ex, s.exp->name) == s.exp);
+		FZ_CHECK(s.exp == &v[0] || s.exp == &v[1] || s.exp == &v[2]);
+		FZ_CHECK(s.tls || !tls_required);      /* no plaintext transmission */
+		FZ_CHECK(nbd_find_export(&ex, s.exp->name) == s.exp);
 		uint16_t tf = nbd_transmission_flags(s.exp, s.structured);
-		CHECK(tf & NBD_FLAG_HAS_FLAGS);
-		CHECK(!!(tf & NBD_FLAG_READ_ONLY) == s.exp->read_only);
+		FZ_CHECK(tf & NBD_FLAG_HAS_FLAGS);
+		FZ_CHECK(!!(tf & NBD_FLAG_READ_ONLY) == s.exp->read_only);
 	}
 
 	/* Transmission: requests (and write payloads) until the input ends. */
@@ -191,7 +183,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	for (int i = 0; i < 4096 && ms_read(&m, req, sizeof(req)) == 0; i++) {
 		struct nbd_request r;
 		nbd_request_decode(req, &r);
-		CHECK(r.magic == vhd_be32(req) && r.type == vhd_be16(req + 6) &&
+		FZ_CHECK(r.magic == vhd_be32(req) && r.type == vhd_be16(req + 6) &&
 		      r.offset == vhd_be64(req + 16) && r.length == vhd_be32(req + 24));
 		if (r.type == NBD_CMD_DISC)
 			break;
@@ -209,6 +201,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	static const int errs[] = { 0, -EROFS, -EPERM, -ENOSPC, -EFBIG, -ENOMEM, -EINVAL,
 				    -ENOTSUP, -EOVERFLOW, -ESHUTDOWN, -EIO, -ENOENT, EACCES };
 	for (size_t i = 0; i < sizeof(errs) / sizeof(errs[0]); i++)
-		CHECK(nbd_errno_to_wire(errs[i]) != 0);
+		FZ_CHECK(nbd_errno_to_wire(errs[i]) != 0);
 	return 0;
 }

@@ -11,16 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fuzz_check.h"
 #include "internal.h"
-
-#define CHECK(cond)                                                                       \
-	do {                                                                              \
-		if (!(cond)) {                                                            \
-			fprintf(stderr, "%s:%d: fuzz invariant failed: %s\n", __FILE__, __LINE__, \
-				#cond);                                                   \
-			abort();                                                          \
-		}                                                                         \
-	} while (0)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -143,19 +135,19 @@ static void utf16_direction(const uint8_t *text, size_t len, bool be, size_t sma
 	long want = ref16to8(in, len, be, ref, &used);
 	int r = vhd_utf16_to_utf8(in, len, be, out, full);
 	if (want < 0) {
-		CHECK(r == -EINVAL && out[0] == '\0');
+		FZ_CHECK(r == -EINVAL && out[0] == '\0');
 	} else {
-		CHECK(r == want);
-		CHECK(out[r] == '\0' && memcmp(out, ref, (size_t)r) == 0);
+		FZ_CHECK(r == want);
+		FZ_CHECK(out[r] == '\0' && memcmp(out, ref, (size_t)r) == 0);
 		/* ... and back, to the same units. */
 		uint8_t *back = malloc(used ? used : 1);
 		if (!back)
 			abort();
 		int b = vhd_utf8_to_utf16(out, be, back, used);
-		CHECK(b == (int)used && memcmp(back, in, used) == 0);
+		FZ_CHECK(b == (int)used && memcmp(back, in, used) == 0);
 		if (used) {
 			/* One byte short of room fails cleanly. */
-			CHECK(vhd_utf8_to_utf16(out, be, back, used - 1) == -EINVAL);
+			FZ_CHECK(vhd_utf8_to_utf16(out, be, back, used - 1) == -EINVAL);
 		}
 		free(back);
 	}
@@ -167,11 +159,11 @@ static void utf16_direction(const uint8_t *text, size_t len, bool be, size_t sma
 	memset(tiny, 'x', small);
 	r = vhd_utf16_to_utf8(in, len, be, tiny, small);
 	if (small == 0) {
-		CHECK(r == -EINVAL);
+		FZ_CHECK(r == -EINVAL);
 	} else if (want >= 0 && (size_t)want < small) {
-		CHECK(r == want && tiny[r] == '\0' && memcmp(tiny, ref, (size_t)r) == 0);
+		FZ_CHECK(r == want && tiny[r] == '\0' && memcmp(tiny, ref, (size_t)r) == 0);
 	} else {
-		CHECK(r == -EINVAL && tiny[0] == '\0');
+		FZ_CHECK(r == -EINVAL && tiny[0] == '\0');
 	}
 	free(tiny);
 	free(in);
@@ -196,18 +188,18 @@ static void utf8_direction(const uint8_t *text, size_t len, bool be, size_t smal
 
 	long want = ref8to16((const uint8_t *)s, slen, be, ref);
 	int r = vhd_utf8_to_utf16(s, be, out, full);
-	CHECK(r == -EINVAL || (r >= 0 && (size_t)r <= full && r % 2 == 0));
+	FZ_CHECK(r == -EINVAL || (r >= 0 && (size_t)r <= full && r % 2 == 0));
 	if (want >= 0) {
 		/* Valid UTF-8 converts exactly, and back to the same text. */
-		CHECK(r == want && memcmp(out, ref, (size_t)r) == 0);
+		FZ_CHECK(r == want && memcmp(out, ref, (size_t)r) == 0);
 		char *back = malloc(slen + 1);
 		if (!back)
 			abort();
 		int b = vhd_utf16_to_utf8(out, (size_t)r, be, back, slen + 1);
-		CHECK(b == (int)slen && memcmp(back, s, slen + 1) == 0);
+		FZ_CHECK(b == (int)slen && memcmp(back, s, slen + 1) == 0);
 		/* No room for the terminator: refused. */
 		if (slen)
-			CHECK(vhd_utf16_to_utf8(out, (size_t)r, be, back, slen) == -EINVAL);
+			FZ_CHECK(vhd_utf16_to_utf8(out, (size_t)r, be, back, slen) == -EINVAL);
 		free(back);
 	} else if (r >= 0) {
 		/* Accepted although not strict UTF-8 (an overlong form): the
@@ -216,7 +208,7 @@ static void utf8_direction(const uint8_t *text, size_t len, bool be, size_t smal
 		if (!back)
 			abort();
 		int b = vhd_utf16_to_utf8(out, (size_t)r, be, back, 2 * (size_t)r + 1);
-		CHECK(b >= 0);
+		FZ_CHECK(b >= 0);
 		free(back);
 	}
 
@@ -224,9 +216,9 @@ static void utf8_direction(const uint8_t *text, size_t len, bool be, size_t smal
 	if (!tiny)
 		abort();
 	r = vhd_utf8_to_utf16(s, be, tiny, small);
-	CHECK(r == -EINVAL || (r >= 0 && (size_t)r <= small));
+	FZ_CHECK(r == -EINVAL || (r >= 0 && (size_t)r <= small));
 	if (want >= 0 && (size_t)want <= small)
-		CHECK(r == want && memcmp(tiny, ref, (size_t)r) == 0);
+		FZ_CHECK(r == want && memcmp(tiny, ref, (size_t)r) == 0);
 	free(tiny);
 	free(out);
 	free(ref);

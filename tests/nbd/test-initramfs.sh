@@ -77,7 +77,9 @@ done
 argv0=$(tr '\0' '\n' <"/proc/$PID/cmdline" | head -1)
 [ "$argv0" = "@vhd-nbd" ] || fail "argv[0] is '$argv0', not @vhd-nbd"
 vmlck=$(awk '/^VmLck:/ {print $2}' "/proc/$PID/status")
-[ "$vmlck" -gt 0 ] || fail "VmLck is $vmlck kB: memory not locked"
+# ASan intercepts mlockall and makes it do nothing (its shadow memory
+# could not be locked): the plain build checks the lock.
+[ "${SANITIZED:-0}" = 1 ] || [ "$vmlck" -gt 0 ] || fail "VmLck is $vmlck kB: memory not locked"
 if [ $has_sys_resource = 1 ]; then
 	[ "$(cat "/proc/$PID/oom_score_adj")" = -1000 ] || fail "oom_score_adj is $(cat "/proc/$PID/oom_score_adj")"
 	! grep -q warning "$T/start.err" || { cat "$T/start.err" >&2; fail "warnings with CAP_SYS_RESOURCE"; }
@@ -122,7 +124,7 @@ cmp "$T/src.raw" "$T/back.raw" || fail "read back differs from what was written"
 kill -0 "$PID" 2>/dev/null || fail "server exited while a client still held the disk"
 hwm=$(awk '/^VmHWM:/ {print $2}' "/proc/$PID/status")
 echo "server peak RSS after nbdcopy of 1 GiB both ways: $hwm kB (VmLck $(awk '/^VmLck:/ {print $2}' "/proc/$PID/status") kB)"
-[ "$hwm" -lt 65536 ] || fail "peak RSS $hwm kB is not under 64 MiB"
+[ "${SANITIZED:-0}" = 1 ] || [ "$hwm" -lt 65536 ] || fail "peak RSS $hwm kB is not under 64 MiB"
 # The last client leaves: the server flushes, closes the image and exits 0.
 touch "$T/release"
 wait "$holder" || fail "holding client failed"

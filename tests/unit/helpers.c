@@ -409,3 +409,30 @@ uint8_t *t_tiny_image(enum vhd_type type, size_t *len)
 	return b;
 }
 
+
+void t_diff_pair(const char *dir, uint64_t vsize, uint32_t bs, char *child, size_t childlen)
+{
+	char parent[4200];
+	struct vhd_error err;
+	struct vhd_image *img;
+	uint8_t sec[1024];
+
+	snprintf(parent, sizeof(parent), "%s/parent.vhd", dir);
+	snprintf(child, childlen, "%s/child.vhd", dir);
+	struct vhd_create_params pp = { .type = VHD_TYPE_DYNAMIC, .size = vsize, .block_size = bs };
+	cr_assert_eq(vhd_create(parent, &pp, &img, &err), 0, "%s", err.message);
+	uint8_t *data = malloc(vsize);
+	cr_assert_not_null(data);
+	t_fill(data, vsize, 3);
+	cr_assert_eq(vhd_pwrite(img, data, vsize, 0), 0);
+	cr_assert_eq(vhd_close(img), 0);
+	free(data);
+
+	struct vhd_create_params cp = { .type = VHD_TYPE_DIFFERENCING, .parent = parent,
+					.block_size = bs };
+	cr_assert_eq(vhd_create(child, &cp, &img, &err), 0, "%s", err.message);
+	t_fill(sec, sizeof(sec), 4);
+	cr_assert_eq(vhd_pwrite(img, sec, 1024, 4096), 0);
+	cr_assert_eq(vhd_pwrite(img, sec, 700, 2 * (uint64_t)bs + 50), 0);
+	cr_assert_eq(vhd_close(img), 0);
+}

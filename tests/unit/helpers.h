@@ -96,6 +96,12 @@ void t_rmtree(const char *dir);
 uint8_t *t_read_file(const char *path, size_t *len);
 /* Write (create or replace) a whole file; asserts success. */
 void t_write_file(const char *path, const uint8_t *data, size_t len);
+/* In dir: parent.vhd, dynamic, vsize bytes of t_fill(..., 3), so that a
+ * sector wrongly read from elsewhere shows; child.vhd, differencing
+ * (blocks of bs bytes), already holding a few sectors of blocks 0 and 2
+ * (partial blocks, where new bits go into an existing bitmap).  `child`
+ * gets the child's path; asserts success. */
+void t_diff_pair(const char *dir, uint64_t vsize, uint32_t bs, char *child, size_t childlen);
 
 /*
  * A small hand-built dynamic or differencing image with 4 KiB blocks

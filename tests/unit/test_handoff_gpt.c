@@ -116,7 +116,7 @@ Test(handoff_gpt, valid_table)
 	cr_assert_eq(g.parts[0].first_lba, 2048);
 	cr_assert_eq(g.parts[0].last_lba, 3071);
 	cr_assert_str_eq(g.parts[0].name, "host");
-	ho_guid_format(g.disk_guid, text);
+	ho_guid_format(g.hdr.disk_guid, text);
 	cr_assert_str_eq(text, "01234567-89ab-cdef-0123-456789abcdef");
 	uint8_t want[16];
 	guid(want, "AAAAAAAA-BBBB-CCCC-DDDD-EEEEEEEEEEEE");
@@ -153,7 +153,7 @@ static void broken(int code, const char *what)
 Test(handoff_gpt, no_signature)
 {
 	hdr()[0] = 'X';
-	broken(-ENOENT, "no GPT signature");
+	broken(-ENOENT, "GPT: no 'EFI PART' signature");
 }
 
 Test(handoff_gpt, header_crc)
@@ -165,7 +165,7 @@ Test(handoff_gpt, header_crc)
 Test(handoff_gpt, entries_crc)
 {
 	entry(5)[0] = 1;
-	broken(-EINVAL, "entry array CRC");
+	broken(-EINVAL, "partition array CRC32");
 }
 
 Test(handoff_gpt, header_size)
@@ -189,7 +189,7 @@ Test(handoff_gpt, my_lba)
 {
 	put64(hdr() + 24, 2);
 	seal();
-	broken(-EINVAL, "not 1");
+	broken(-EINVAL, "header read at LBA 1 says it is at LBA 2");
 }
 
 Test(handoff_gpt, usable_past_the_disk)
@@ -217,11 +217,11 @@ Test(handoff_gpt, entry_count)
 {
 	put32(hdr() + 80, 0);
 	seal();
-	broken(-EINVAL, "empty or over 1 MiB");
+	broken(-EINVAL, "empty or over 4 MiB");
 	put32(hdr() + 80, 0x40000000);
 	seal();
 	reads = 0;
-	broken(-EINVAL, "empty or over 1 MiB");
+	broken(-EINVAL, "empty or over 4 MiB");
 	cr_assert_eq(reads, 1, "a huge array is refused before it is read");
 }
 
@@ -229,10 +229,13 @@ Test(handoff_gpt, entries_overlap_usable)
 {
 	put64(hdr() + 72, 20); /* 32 LBAs from 20 run past first usable 34 */
 	seal();
-	broken(-EINVAL, "overlaps the header or the usable space");
+	broken(-EINVAL, "partition array at LBA 20 overlaps the usable LBAs 34..4062");
 	put64(hdr() + 72, 1);
 	seal();
-	broken(-EINVAL, "overlaps");
+	broken(-EINVAL, "partition array at LBA 1 (32 LBAs) is not within LBAs 2..4095");
+	put64(hdr() + 72, DISK_LBAS - 16);
+	seal();
+	broken(-EINVAL, "is not within LBAs 2..4095");
 }
 
 Test(handoff_gpt, partition_outside_usable)
@@ -274,5 +277,94 @@ Test(handoff_gpt, short_disk)
 	put64(entry(2) + 40, DISK_LBAS + 90);
 	seal();
 	cr_assert_eq(ho_gpt_read(mem_read, NULL, 512, 2 * disk_len, &g, err, sizeof(err)), -EIO);
-	cr_assert(strstr(err, "cannot read the GPT entry array") != NULL, "%s", err);
+	cr_assert(strstr(err, "GPT: cannot read the entry array") != NULL, "%s", err);
+}
+
+/* ---- the pieces vhdtool boot-check uses ---- */
+
+Test(handoff_gpt, array_after_the_usable_space)
+{
+	/* As a backup GPT lays it out: firmware and Linux accept it. */
+	struct ho_gpt g;
+	memcpy(disk + (DISK_LBAS - 33) * 512, entry(0), ENTRIES * 128);
+	put64(hdr() + 72, DISK_LBAS - 33);
+	seal();
+	cr_assert_eq(parse(&g), 0, "%s", err);
+	cr_assert_eq(g.n_parts, 2);
+	ho_gpt_free(&g);
+}
+
+/* The backup header at the last LBA, as sgdisk writes it (its array just
+ * before it), parsed on its own. */
+Test(handoff_gpt, backup_header)
+{
+	struct ho_gpt_header h;
+	uint8_t *b = disk + (DISK_LBAS - 1) * 512;
+	memcpy(b, hdr(), 92);
+	put64(b + 24, DISK_LBAS - 1);
+	put64(b + 32, 1);
+	put64(b + 72, DISK_LBAS - 33);
+	put32(b + 16, 0);
+	put32(b + 16, ho_crc32(0, b, 92));
+	cr_assert_eq(ho_gpt_header_parse(b, 512, DISK_LBAS - 1, DISK_LBAS, &h, err, sizeof(err)), 0,
+		     "%s", err);
+	cr_assert_eq(h.my_lba, DISK_LBAS - 1);
+	cr_assert_eq(h.alternate_lba, 1);
+	cr_assert_eq(h.entries_lba, DISK_LBAS - 33);
+	cr_assert_eq(ho_gpt_array_bytes(&h), ENTRIES * 128);
+	/* Read where it does not claim to be. */
+	cr_assert_eq(ho_gpt_header_parse(b, 512, 1, DISK_LBAS, &h, err, sizeof(err)), -EINVAL);
+	cr_assert(strstr(err, "header read at LBA 1 says it is at LBA 4095") != NULL, "%s", err);
+	/* An array running over its own header. */
+	put64(b + 72, DISK_LBAS - 32);
+	put64(b + 48, DISK_LBAS - 40);
+	put32(b + 16, 0);
+	put32(b + 16, ho_crc32(0, b, 92));
+	cr_assert_eq(ho_gpt_header_parse(b, 512, DISK_LBAS - 1, DISK_LBAS, &h, err, sizeof(err)),
+		     -EINVAL);
+	cr_assert(strstr(err, "partition array at LBA 4064 overlaps its header at LBA 4095") != NULL,
+		  "%s", err);
+}
+
+Test(handoff_gpt, array_crc_and_used_entries)
+{
+	struct ho_gpt_header h;
+	struct ho_gpt_part *parts;
+	size_t n;
+	static const uint8_t name[] = { 'a', 0, 0x07, 0, 0x7F, 0, 'b', 0 };
+	memcpy(entry(2) + 56, name, sizeof(name));
+	seal();
+	cr_assert_eq(ho_gpt_header_parse(hdr(), 512, 1, DISK_LBAS, &h, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(ho_gpt_array_check(&h, entry(0), err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(ho_gpt_used_entries(&h, entry(0), &parts, &n), 0);
+	cr_assert_eq(n, 2);
+	cr_assert_eq(parts[1].number, 3);
+	cr_assert_eq(parts[1].first_lba, 3072);
+	cr_assert_str_eq(parts[1].name, "a??b", "control characters become '?'");
+	cr_assert_str_eq(ho_gpt_type_name(parts[0].type), "Linux filesystem");
+	free(parts);
+	entry(7)[3] = 1;
+	cr_assert_eq(ho_gpt_array_check(&h, entry(0), err, sizeof(err)), -EINVAL);
+	cr_assert(strstr(err, "partition array CRC32 is") != NULL, "%s", err);
+}
+
+Test(handoff_gpt, protective_mbr_and_types)
+{
+	uint8_t mbr[512] = { 0 };
+	uint8_t esp[16];
+	cr_assert_not(ho_gpt_protective_mbr(mbr), "no 55 AA");
+	mbr[510] = 0x55;
+	mbr[511] = 0xAA;
+	mbr[446 + 16 + 4] = 0xEE;
+	put32(mbr + 446 + 16 + 8, 2);
+	cr_assert_not(ho_gpt_protective_mbr(mbr), "0xEE must start at LBA 1");
+	put32(mbr + 446 + 16 + 8, 1);
+	cr_assert(ho_gpt_protective_mbr(mbr));
+	mbr[446 + 16 + 4] = 0x07;
+	cr_assert_not(ho_gpt_protective_mbr(mbr), "an MBR partition, not a protective one");
+	guid(esp, "C12A7328-F81F-11D2-BA4B-00A0C93EC93B");
+	cr_assert_eq(memcmp(esp, ho_gpt_type_esp, 16), 0);
+	cr_assert_str_eq(ho_gpt_type_name(esp), "EFI System");
+	esp[15] ^= 1;
+	cr_assert_null(ho_gpt_type_name(esp));
 }

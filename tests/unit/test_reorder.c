@@ -466,33 +466,11 @@ Test(reorder, dynamic, .timeout = 300)
 Test(reorder, differencing, .timeout = 300)
 {
 	char *dir = t_mkdtemp();
-	char parent[4200], child[4200];
-	snprintf(parent, sizeof(parent), "%s/parent.vhd", dir);
-	snprintf(child, sizeof(child), "%s/child.vhd", dir);
-	struct vhd_error err;
-	struct vhd_image *img;
+	char child[4200];
 
 	/* A parent full of known data: a sector that wrongly stops showing
 	 * it reads zeros or stale bytes, which the check sees. */
-	struct vhd_create_params pp = { .type = VHD_TYPE_DYNAMIC, .size = VSIZE, .block_size = BS };
-	cr_assert_eq(vhd_create(parent, &pp, &img, &err), 0, "%s", err.message);
-	uint8_t *data = malloc(VSIZE);
-	cr_assert_not_null(data);
-	t_fill(data, VSIZE, 3);
-	cr_assert_eq(vhd_pwrite(img, data, VSIZE, 0), 0);
-	cr_assert_eq(vhd_close(img), 0);
-	free(data);
-
-	/* The child already holds a few sectors of blocks 0 and 2 (partial
-	 * blocks, where new bits go into an existing bitmap). */
-	struct vhd_create_params cp = { .type = VHD_TYPE_DIFFERENCING, .parent = parent,
-					.block_size = BS };
-	cr_assert_eq(vhd_create(child, &cp, &img, &err), 0, "%s", err.message);
-	uint8_t sec[1024];
-	t_fill(sec, sizeof(sec), 4);
-	cr_assert_eq(vhd_pwrite(img, sec, 1024, 4096), 0);
-	cr_assert_eq(vhd_pwrite(img, sec, 700, 2 * BS + 50), 0);
-	cr_assert_eq(vhd_close(img), 0);
+	t_diff_pair(dir, VSIZE, BS, child, sizeof(child));
 
 	struct scenario sc = { .type = VHD_TYPE_DIFFERENCING, .dir = dir };
 	sc.orig = t_read_file(child, &sc.orig_len);
