@@ -243,7 +243,7 @@ EFI_STATUS vb_ramdisk_register(struct vhd_image *img, EFI_DEVICE_PATH **path, ch
 	/* Reserved memory: edk2 then publishes an ACPI NFIT and Linux shows
 	 * the disk as /dev/pmem0. */
 	if (BS->AllocatePages(AllocateAnyPages, EfiReservedMemoryType, pages, &base) != EFI_SUCCESS) {
-		vhd_format(err, errlen, "not enough memory for handoff=ramdisk: it needs %llu MiB free",
+		vhd_format(err, errlen, "not enough memory: the disk needs %llu MiB",
 			   (unsigned long long)((size + (1u << 20) - 1) >> 20));
 		return EFI_OUT_OF_RESOURCES;
 	}

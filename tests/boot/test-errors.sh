@@ -25,11 +25,14 @@ fat_format "$T/noprog.raw" 1 40 16
 fat_text "$T/noprog.raw" 1 /readme.txt "nothing to boot"
 vhdtool convert "$T/noprog.raw" "$T/noprog.vhd"
 
+# A 1 GiB disk for handoff=ramdisk on a 512 MiB machine.
+vhdtool create "$T/huge.vhd" 1G >/dev/null
+
 gpt_disk "$T/host.raw" 100
 add_part "$T/host.raw" 1 1 90 ef00
 fat_format "$T/host.raw" 1 90 32
 fat_put "$T/host.raw" 1 "$VHDBOOT" /EFI/BOOT/BOOTX64.EFI
-for f in good badsum orphan noesp noprog; do fat_put "$T/host.raw" 1 "$T/$f.vhd" "/$f.vhd"; done
+for f in good badsum orphan noesp noprog huge; do fat_put "$T/host.raw" 1 "$T/$f.vhd" "/$f.vhd"; done
 
 n=0
 error_case() { # NAME CONF EXPECTED-TEXT...
@@ -59,5 +62,7 @@ error_case noconf $'# no vhd= at all\n' "vhdboot: error:" "vhd"
 error_case writable $'vhd=\\good.vhd\nwritable=yes\n' "vhdboot: error: writable=yes needs a fixed VHD"
 error_case partuuid $'vhd=PARTUUID=01234567-89ab-cdef-0123-456789abcdef:\\good.vhd\n' \
 	"no partition with PARTUUID 01234567-89ab-cdef-0123-456789abcdef"
+error_case ramdisk $'vhd=\\huge.vhd\nhandoff=ramdisk\n' \
+	"vhdboot: error: handoff=ramdisk: not enough memory: the disk needs 1024 MiB"
 echo "$n failure cases, each one line on the serial console"
 echo ok

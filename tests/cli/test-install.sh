@@ -14,6 +14,16 @@ for f in bin/vhdtool bin/vhd-nbd bin/vhdboot-install share/man/man8/vhd-nbd.8 li
 	 lib/pkgconfig/libvhd.pc share/man/man1/vhdtool.1 share/man/man3/libvhd.3; do
 	[ -e "$R/$f" ] || fail "make install did not install $f"
 done
+# vhdboot: the loader (gnu-efi is a build dependency), its man page, the
+# OS handoff's static tool, initramfs-tools hook and script, dracut module.
+for f in lib/vhdboot/vhdboot.efi share/man/man5/vhdboot.conf.5 sbin/vhd-handoff \
+	share/vhdboot/dracut/90vhdboot/module-setup.sh; do
+	[ -e "$R/$f" ] || fail "make install did not install $f"
+done
+for f in hooks/vhdboot scripts/local-top/vhdboot; do
+	[ -x "$T/root/etc/initramfs-tools/$f" ] || fail "make install did not install initramfs-tools $f"
+done
+! readelf -l "$R/sbin/vhd-handoff" | grep -q INTERP || fail "vhd-handoff is not static (it has a program interpreter)"
 readelf -d "$R/lib/libvhd.so" | grep -q 'SONAME.*libvhd.so.1' || fail "soname is not libvhd.so.1"
 # Only the public API is exported: every dynamic symbol is vhd_* and is in libvhd.h.
 syms=$(nm -D --defined-only "$R/lib/libvhd.so" | awk '$2 == "T" {print $3}' | sed 's/@.*//' | sort -u)
