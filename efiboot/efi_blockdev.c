@@ -144,10 +144,16 @@ EFI_DEVICE_PATH *vb_blockdev_path(const struct vb_blockdev *d)
 	return (EFI_DEVICE_PATH *)&d->path;
 }
 
-void vb_blockdev_uninstall(struct vb_blockdev *d)
+EFI_STATUS vb_blockdev_uninstall(struct vb_blockdev *d)
 {
 	BS->DisconnectController(d->handle, NULL, NULL);
-	BS->UninstallProtocolInterface(d->handle, &gEfiBlockIoProtocolGuid, &d->block_io);
-	BS->UninstallProtocolInterface(d->handle, &gEfiDevicePathProtocolGuid, &d->path);
-	vhd_free(d);
+	/* A driver that will not let go (EFI_ACCESS_DENIED) keeps the
+	 * interfaces installed: freeing them then would leave the firmware
+	 * calling into freed memory, so d (and its image) stay alive. */
+	EFI_STATUS st = BS->UninstallMultipleProtocolInterfaces(
+		d->handle, &gEfiBlockIoProtocolGuid, &d->block_io, &gEfiDevicePathProtocolGuid,
+		&d->path, NULL);
+	if (st == EFI_SUCCESS)
+		vhd_free(d);
+	return st;
 }

@@ -53,7 +53,8 @@ struct vb_blockdev;
 EFI_STATUS vb_blockdev_install(struct vhd_image *img, bool writable, struct vb_blockdev **out);
 EFI_HANDLE vb_blockdev_handle(const struct vb_blockdev *dev);
 EFI_DEVICE_PATH *vb_blockdev_path(const struct vb_blockdev *dev);
-void vb_blockdev_uninstall(struct vb_blockdev *dev);
+/* EFI_SUCCESS and dev freed, or dev (and its image) still in use. */
+EFI_STATUS vb_blockdev_uninstall(struct vb_blockdev *dev);
 
 /* vhdboot's vendor GUID: its device paths and its EFI variables. */
 extern EFI_GUID vb_vendor_guid;

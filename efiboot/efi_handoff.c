@@ -164,8 +164,14 @@ int vb_handoff_params(const struct vb_entry *e, struct vb_volume *vol, struct vh
 	for (char *c = path; *c; c++)
 		if (*c == '\\')
 			*c = '/';
-	text_add(&t, " vhd.handoff=%s vhd.host=PARTUUID=%s vhd.path=%s vhd.size=%llu",
-		 vb_handoff_name(e->handoff), uuid, path, (unsigned long long)map->size);
+	/* A path with blanks is quoted, as the kernel's next_arg() and
+	 * vhd-handoff split words (bootconf refuses '"' in paths). */
+	bool blank = false;
+	for (const char *c = path; *c; c++)
+		blank |= *c == ' ' || *c == '\t';
+	text_add(&t, " vhd.handoff=%s vhd.host=PARTUUID=%s vhd.path=%s%s%s vhd.size=%llu",
+		 vb_handoff_name(e->handoff), uuid, blank ? "\"" : "", path, blank ? "\"" : "",
+		 (unsigned long long)map->size);
 	if (e->handoff == VB_HANDOFF_NBD)
 		return t.full ? -E2BIG : 0;
 

@@ -150,8 +150,8 @@ static size_t choose_entry(void)
 		vb_say("%c %u) %s", i == config.default_entry ? '*' : ' ', (unsigned)(i + 1),
 		       config.entries[i].name);
 	if (config.timeout > 0)
-		vb_say("press 1-%u, or wait %d s for the default", (unsigned)config.n_entries,
-		       config.timeout);
+		vb_say("press 1-%u, or wait %d s for the default",
+		       (unsigned)(config.n_entries < 9 ? config.n_entries : 9), config.timeout);
 	EFI_EVENT timer = NULL, events[2];
 	UINTN n = 0, which;
 	events[n++] = ST->ConIn->WaitForKey;
@@ -168,7 +168,8 @@ static size_t choose_entry(void)
 			continue;
 		if (key.UnicodeChar == '\r')
 			break;
-		if (key.UnicodeChar >= '1' && key.UnicodeChar < '1' + config.n_entries) {
+		if (key.UnicodeChar >= '1' && key.UnicodeChar <= '9' &&
+		    key.UnicodeChar < '1' + config.n_entries) {
 			pick = (size_t)(key.UnicodeChar - '1');
 			break;
 		}
@@ -439,8 +440,10 @@ static EFI_STATUS boot_entry(EFI_HANDLE image, EFI_LOADED_IMAGE *li, const struc
 		       options_out[0] ? " " : "", options_out);
 		st = start_program(image, fs, program, options_out);
 	}
-	if (dev)
-		vb_blockdev_uninstall(dev);
+	if (dev && vb_blockdev_uninstall(dev) != EFI_SUCCESS) {
+		vb_error("the virtual disk is still in use; leaving it installed");
+		img = NULL; /* its BlockIo still reads through the image */
+	}
 	if (img)
 		vhd_close(img);
 	return st;

@@ -110,6 +110,8 @@ static int load_params(const struct opts *o, struct ho_params *p)
 	size_t len;
 	int r;
 
+	/* The callers free *p whatever happens, also when the file is unreadable. */
+	memset(p, 0, sizeof(*p));
 	if (o->cmdline) {
 		r = ho_params_parse(p, o->cmdline, strlen(o->cmdline), err, sizeof(err));
 	} else {
@@ -351,6 +353,8 @@ static int map_partitions(const struct opts *o, int ctl, const char *name, const
 	/* The VHD's disk has 512-byte sectors whatever the host's are. */
 	if (!r)
 		r = ho_gpt_read_fd(fd, HO_SECTOR, bytes, &g, err, sizeof(err));
+	else
+		snprintf(err, sizeof(err), "%s", strerror(-r));
 	close(fd);
 	if (r) {
 		printf("vhd-handoff: %s: no usable GPT inside (%s): no partition devices\n", node,

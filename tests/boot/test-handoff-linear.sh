@@ -37,12 +37,14 @@ for i in $(seq 1 120); do fat_put "$T/host.raw" 1 "$T/filler" "/fill/f$i"; done
 for i in $(seq 1 2 120); do mdel -i "$T/host.raw@@1048576" "::/fill/f$i"; done
 # mtools allocates after the FSInfo "next free" hint: point it at the start.
 printf '\xff\xff\xff\xff' | dd of="$T/host.raw" bs=1 seek=$((1048576 + 512 + 492)) conv=notrunc status=none
-fat_put "$T/host.raw" 1 "$T/dyn.vhd" /dyn.vhd
-boot_handoff "$T/dyn.log" "vhd=\\dyn.vhd"$'\n'"$CONF_BASE"
+# In a folder with a blank: the loader quotes vhd.path= (next_arg() splits at blanks).
+fat_put "$T/host.raw" 1 "$T/dyn.vhd" "/my vhds/dyn.vhd"
+boot_handoff "$T/dyn.log" "vhd=\\my vhds\\dyn.vhd"$'\n'"$CONF_BASE"
+expect_serial "$T/dyn.log" 'vhd.path="/my vhds/dyn.vhd"'
 expect_serial "$T/dyn.log" "vhd.fext=efivar vhd.dm=efivar"
 expect_serial "$T/dyn.log" "handoff-test: marker: root of the VHD"
 expect_serial "$T/dyn.log" "handoff-test: wrote boot-1.txt"
-host_get dyn.vhd "$T/dyn.after"
+host_get "my vhds/dyn.vhd" "$T/dyn.after"
 [ "$(vhd_root_cat "$T/dyn.after" /boot-1.txt)" = "written by boot 1 over linear" ] ||
 	fail "the write did not reach the dynamic VHD"
 expect_status 0 vhdtool check "$T/dyn.after"

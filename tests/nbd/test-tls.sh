@@ -89,6 +89,8 @@ expect_error "certificate|verif|handshake|TLS" qemu-img info \
 # (that one takes the 30 s limit: it runs meanwhile).
 /usr/bin/python3 "$D/tls_client.py" "$SOCK" "$T/client" stall >"$T/stall.out" 2>&1 &
 stall_pid=$!
+/usr/bin/python3 "$D/tls_client.py" "$SOCK" "$T/client" handshake-stall >"$T/hstall.out" 2>&1 &
+hstall_pid=$!
 /usr/bin/python3 "$D/tls_client.py" "$SOCK" "$T/client" rules >"$T/rules.out" 2>&1 ||
 	{ cat "$T/rules.out" >&2; fail "FORCEDTLS option rules"; }
 [ "$(grep -c '^ok:' "$T/rules.out")" = 12 ] || { cat "$T/rules.out" >&2; fail "rules: not every check ran"; }
@@ -99,6 +101,8 @@ nbdcopy "$(TLSURI "$T/client")" "$T/read.raw"
 cmp "$T/new.raw" "$T/read.raw" || fail "reads after refused clients"
 wait $stall_pid || { cat "$T/stall.out" >&2; fail "stall inside a TLS record"; }
 grep '^ok:' "$T/stall.out"
+wait $hstall_pid || { cat "$T/hstall.out" >&2; fail "stall inside the TLS handshake"; }
+grep '^ok:' "$T/hstall.out"
 stop_nbd || fail "server did not stop cleanly"
 
 # ---- TCP: nbds:// with a host name the certificate names ----------------------

@@ -9,6 +9,11 @@
   tls_client.py SOCK CADIR stall   after the TLS handshake, send half a TLS
                                    record and stop: the server must hang up
                                    within the stall limit (30 s) + slack
+  tls_client.py SOCK CADIR handshake-stall
+                                   after STARTTLS, send half a ClientHello
+                                   record and stop: the server must hang up
+                                   by the handshake's 30 s limit (not by
+                                   GnuTLS's own 40 s handshake timeout)
   tls_client.py SOCK CADIR reset   --tls=on: plaintext options work; after
                                    STARTTLS, structured replies negotiated
                                    before it are forgotten
@@ -146,3 +151,21 @@ elif MODE == "stall":
     if took < 25:
         fail("the server hung up after %.1f s, before the stall limit" % took)
     print("ok: a client stalled inside a TLS record was dropped after %.0f s" % took)
+elif MODE == "handshake-stall":
+    start = time.monotonic()    # the handshake's limit runs from the connection
+    s = connect()
+    expect(s, OPT_STARTTLS, REP_ACK, what="STARTTLS")
+    # A handshake record header announcing 512 bytes, and 10 of them.
+    s.sendall(b"\x16\x03\x01\x02\x00" + b"\x01" + b"\x00" * 9)
+    s.settimeout(60)
+    try:
+        while s.recv(4096):
+            pass
+    except ConnectionResetError:
+        pass
+    except socket.timeout:
+        fail("the server kept a client stalled inside the TLS handshake for 60 s")
+    took = time.monotonic() - start
+    if took < 25 or took > 34:
+        fail("the server hung up after %.1f s, not at the 30 s handshake limit" % took)
+    print("ok: a client stalled inside the TLS handshake was dropped after %.0f s" % took)
