@@ -85,7 +85,7 @@ static EFI_STATUS read_small_file(EFI_FILE_HANDLE root, const char *path, char *
 	return st;
 }
 
-static int load_config(EFI_HANDLE image, EFI_LOADED_IMAGE *li)
+static int load_config(EFI_LOADED_IMAGE *li)
 {
 	char self[VB_PATH_MAX], conf_path[VB_PATH_MAX];
 	file_path_text(li->FilePath, self, sizeof(self));
@@ -96,7 +96,6 @@ static int load_config(EFI_HANDLE image, EFI_LOADED_IMAGE *li)
 	self[dir] = '\0';
 	vhd_format(conf_path, sizeof(conf_path), "%s%s%s", self[0] == '\\' ? "" : "\\", self,
 		   CONF_NAME);
-	(void)image;
 
 	vb_config_init(&config);
 	EFI_FILE_HANDLE root = LibOpenRoot(li->DeviceHandle);
@@ -459,7 +458,7 @@ EFI_STATUS efi_main(EFI_HANDLE image, EFI_SYSTEM_TABLE *systab)
 		vb_error("the firmware gives no LoadedImage for the loader");
 		return EFI_LOAD_ERROR;
 	}
-	if (load_config(image, li) < 0)
+	if (load_config(li) < 0)
 		return EFI_INVALID_PARAMETER;
 	return boot_entry(image, li, &config.entries[choose_entry()]);
 }
