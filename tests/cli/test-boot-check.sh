@@ -9,49 +9,11 @@
 # codes, messages and JSON fields.  --dest: a plain folder, a FAT32 mounted
 # with fusefat and an exFAT mounted with exfat-fuse, when FUSE works here.
 . "$(dirname "$0")/../functions.sh"
+. "$(dirname "$0")/../disks.sh"
 requires sgdisk
 requires mkfs.vfat
 requires mcopy
 requires python3
-export MTOOLS_SKIP_CHECK=1
-
-# ---- disk building (the approach of tests/boot/lib.sh, without QEMU) ----
-
-# gpt_disk IMG SIZE_MIB [NUM:START_MIB:SIZE_MIB:TYPE ...]: a disk image with
-# a GPT and those partitions (one sgdisk run: each takes a while).
-gpt_disk() {
-	local img=$1 size=$2 args=() p n start len type
-	shift 2
-	for p in "$@"; do
-		IFS=: read -r n start len type <<<"$p"
-		args+=(-n "$n:$(( start * 2048 )):+${len}M" -t "$n:$type")
-	done
-	rm -f "$img"
-	truncate -s "${size}M" "$img"
-	sgdisk -o "${args[@]}" "$img" >/dev/null 2>&1 || fail "sgdisk cannot partition $img"
-}
-
-# fat_format IMG START_MIB SIZE_MIB FATBITS
-fat_format() {
-	rm -f "$T/.fat"
-	truncate -s "$3M" "$T/.fat"
-	mkfs.vfat -F "$4" "$T/.fat" >/dev/null || fail "mkfs.vfat failed"
-	dd if="$T/.fat" of="$1" bs=1M seek="$2" conv=notrunc,sparse status=none
-}
-
-# fat_put IMG START_MIB DEST TEXT: write TEXT as DEST (/EFI/BOOT/X), folders made on the way.
-fat_put() {
-	local img="$1@@$(( $2 * 1048576 ))" dir="" part
-	printf '%s' "$4" >"$T/.text"
-	local IFS=/
-	for part in $(dirname "$3"); do
-		[ -n "$part" ] || continue
-		dir="$dir/$part"
-		mmd -i "$img" "::$dir" 2>/dev/null || true
-	done
-	unset IFS
-	mcopy -o -i "$img" "$T/.text" "::$3" || fail "mcopy -> $3 failed"
-}
 
 # esp_disk IMG: 64 MiB, ESP FAT16 at 1..41 MiB (empty), a Linux partition after it.
 esp_disk() {
@@ -90,7 +52,7 @@ every_type() {
 
 # ---- bootable: \EFI\BOOT\BOOTX64.EFI ----
 esp_disk "$T/boot.raw"
-fat_put "$T/boot.raw" 1 /EFI/BOOT/BOOTX64.EFI "$PE"
+fat_text "$T/boot.raw" 1 /EFI/BOOT/BOOTX64.EFI "$PE"
 every_type "$T/boot.raw" boot
 for t in fixed dynamic child; do
 	bc 0 "$T/boot.$t.vhd"
@@ -116,9 +78,9 @@ jq_is 'j["vhd-type"]' differencing
 
 # ---- the \EFI\*\ search: shimx64.efi in any folder before grubx64.efi ----
 esp_disk "$T/shim.raw"
-fat_put "$T/shim.raw" 1 /EFI/aaa/grubx64.efi "$PE"
-fat_put "$T/shim.raw" 1 /EFI/debian/shimx64.efi "$PE"
-fat_put "$T/shim.raw" 1 /EFI/.hidden/shimx64.efi "$PE"
+fat_text "$T/shim.raw" 1 /EFI/aaa/grubx64.efi "$PE"
+fat_text "$T/shim.raw" 1 /EFI/debian/shimx64.efi "$PE"
+fat_text "$T/shim.raw" 1 /EFI/.hidden/shimx64.efi "$PE"
 every_type "$T/shim.raw" shim
 for t in fixed dynamic child; do
 	bc 0 "$T/shim.$t.vhd"
@@ -127,14 +89,14 @@ done
 # grubx64.efi when there is no shim; FAT32 this time.
 gpt_disk "$T/grub.raw" 80 1:1:70:ef00
 fat_format "$T/grub.raw" 1 70 32
-fat_put "$T/grub.raw" 1 /EFI/ubuntu/grubx64.efi "$PE"
+fat_text "$T/grub.raw" 1 /EFI/ubuntu/grubx64.efi "$PE"
 vhdtool convert -O dynamic "$T/grub.raw" "$T/grub.vhd"
 bc 0 "$T/grub.vhd"
 jq_is 'j["program"]' '\EFI\ubuntu\grubx64.efi'
 jq_is 'j["partitions"][0]["filesystem"]' FAT32
 # Only a '.'-folder holds the program: the loader skips those folders.
 esp_disk "$T/hidden.raw"
-fat_put "$T/hidden.raw" 1 /EFI/.hidden/shimx64.efi "$PE"
+fat_text "$T/hidden.raw" 1 /EFI/.hidden/shimx64.efi "$PE"
 vhdtool convert -O dynamic "$T/hidden.raw" "$T/hidden.vhd"
 bc 1 "$T/hidden.vhd"
 err_has 'not bootable: partition 1 (ESP): program not found: no \EFI\BOOT\BOOTX64.EFI, \EFI\*\shimx64.efi or \EFI\*\grubx64.efi'
@@ -154,7 +116,7 @@ expect_status 2 vhdtool boot-check --program '' "$T/boot.fixed.vhd"
 
 # ---- a program that is not a PE image: bootable, with a warning ----
 esp_disk "$T/text.raw"
-fat_put "$T/text.raw" 1 /EFI/BOOT/BOOTX64.EFI "just text"
+fat_text "$T/text.raw" 1 /EFI/BOOT/BOOTX64.EFI "just text"
 vhdtool convert -O fixed "$T/text.raw" "$T/text.vhd"
 bc 0 "$T/text.vhd"
 err_has "does not start with 'MZ'"
@@ -275,10 +237,10 @@ jq_is 'j["gpt"]["backup-lba"]' $last
 
 # ---- a chain: the program only in the child, written there by convert -B ----
 esp_disk "$T/base.raw"
-fat_put "$T/base.raw" 1 /EFI/README.TXT "no program here"
+fat_text "$T/base.raw" 1 /EFI/README.TXT "no program here"
 vhdtool convert -O dynamic "$T/base.raw" "$T/base.vhd"
 cp "$T/base.raw" "$T/top.raw"
-fat_put "$T/top.raw" 1 /EFI/fedora/shimx64.efi "$PE"
+fat_text "$T/top.raw" 1 /EFI/fedora/shimx64.efi "$PE"
 vhdtool convert -B "$T/base.vhd" "$T/top.raw" "$T/top.vhd"
 bc 1 "$T/base.vhd"
 err_has 'program not found'
