@@ -64,10 +64,21 @@ extern EFI_GUID vb_vendor_guid;
  * for the others); vb_ramdisk_register copies the disk into reserved
  * memory and registers it with EFI_RAM_DISK_PROTOCOL. */
 struct vb_entry;
+/* x86 Linux keeps this much command line (NUL included) and cuts the rest
+ * silently, vhd.* parameters and all. */
+#define VB_KERNEL_CMDLINE_SIZE 2048u
 int vb_handoff_params(const struct vb_entry *e, struct vb_volume *vol, struct vhd_image *img,
 		      struct vhd_io *io, char *out, size_t outlen, char *err, size_t errlen);
-EFI_STATUS vb_ramdisk_register(struct vhd_image *img, EFI_DEVICE_PATH **path, char *err,
+struct vb_ramdisk {
+	EFI_PHYSICAL_ADDRESS base;
+	UINTN pages;
+	EFI_DEVICE_PATH *path;  /* the RAM disk's, from the firmware */
+};
+EFI_STATUS vb_ramdisk_register(struct vhd_image *img, struct vb_ramdisk *rd, char *err,
 			       size_t errlen);
+/* After a boot that failed: EFI_SUCCESS and the memory freed, or the disk
+ * still in use (then it stays registered and its memory reserved). */
+EFI_STATUS vb_ramdisk_unregister(struct vb_ramdisk *rd);
 
 /* One line on the console (and so the serial port): "vhdboot: ...". */
 void vb_say(const char *fmt, ...);

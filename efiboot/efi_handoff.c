@@ -15,9 +15,6 @@
 #include "efi_glue.h"
 
 #define SECTOR 512u
-/* Above this the lists go to an EFI variable: x86 kernels take 2048 bytes
- * of command line, and the user's own arguments need room too. */
-#define CMDLINE_LIST_MAX 1500
 
 /* A text buffer that fails once, at the first overflow. */
 struct text {
@@ -200,7 +197,9 @@ int vb_handoff_params(const struct vb_entry *e, struct vb_volume *vol, struct vh
 			   e->vhd, (unsigned)(cap >> 10));
 		r = -E2BIG;
 	}
-	if (r == 0 && l.len <= CMDLINE_LIST_MAX) {
+	/* When the user's arguments, ours and the lists would not fit on the
+	 * kernel's line, the lists go to an EFI variable. */
+	if (r == 0 && strlen(e->cmdline) + t.len + 1 + l.len < VB_KERNEL_CMDLINE_SIZE) {
 		text_add(&t, " %s", lists);
 	} else if (r == 0) {
 		EFI_STATUS st = RT->SetVariable((CHAR16 *)handoff_var, &vb_vendor_guid,
@@ -235,11 +234,19 @@ struct ram_disk_protocol_if {
 	EFI_STATUS(EFIAPI *Unregister)(EFI_DEVICE_PATH *path);
 };
 
-EFI_STATUS vb_ramdisk_register(struct vhd_image *img, EFI_DEVICE_PATH **path, char *err,
-			       size_t errlen)
+static struct ram_disk_protocol_if *ram_disk_protocol_if(void)
 {
 	struct ram_disk_protocol_if *rd = NULL;
-	if (BS->LocateProtocol(&ram_disk_protocol, NULL, (void **)&rd) != EFI_SUCCESS || !rd) {
+	if (BS->LocateProtocol(&ram_disk_protocol, NULL, (void **)&rd) != EFI_SUCCESS)
+		return NULL;
+	return rd;
+}
+
+EFI_STATUS vb_ramdisk_register(struct vhd_image *img, struct vb_ramdisk *disk, char *err,
+			       size_t errlen)
+{
+	struct ram_disk_protocol_if *rd = ram_disk_protocol_if();
+	if (!rd) {
 		vhd_format(err, errlen, "this firmware has no EFI_RAM_DISK_PROTOCOL; handoff=ramdisk is impossible here");
 		return EFI_UNSUPPORTED;
 	}
@@ -265,11 +272,31 @@ EFI_STATUS vb_ramdisk_register(struct vhd_image *img, EFI_DEVICE_PATH **path, ch
 		}
 		off += n;
 	}
-	EFI_STATUS st = rd->Register(base, size, &virtual_disk_type, NULL, path);
+	EFI_DEVICE_PATH *path = NULL;
+	EFI_STATUS st = rd->Register(base, size, &virtual_disk_type, NULL, &path);
 	if (st != EFI_SUCCESS) {
 		vhd_format(err, errlen, "EFI_RAM_DISK_PROTOCOL refused the disk (status %llx)",
 			   (unsigned long long)st);
 		BS->FreePages(base, pages);
+		return st;
 	}
-	return st;
+	disk->base = base;
+	disk->pages = pages;
+	disk->path = path;
+	return EFI_SUCCESS;
+}
+
+/* Left registered, the disk would keep its memory from whatever the boot
+ * manager starts next, and an OS would find it as a persistent-memory
+ * disk (the NFIT). */
+EFI_STATUS vb_ramdisk_unregister(struct vb_ramdisk *disk)
+{
+	struct ram_disk_protocol_if *rd = ram_disk_protocol_if();
+	EFI_STATUS st = rd ? rd->Unregister(disk->path) : EFI_UNSUPPORTED;
+	if (st != EFI_SUCCESS)
+		return st;
+	BS->FreePages(disk->base, disk->pages);
+	BS->FreePool(disk->path);
+	disk->path = NULL;
+	return EFI_SUCCESS;
 }

@@ -377,19 +377,28 @@ static EFI_STATUS boot_entry(EFI_HANDLE image, EFI_LOADED_IMAGE *li, const struc
 		vhd_close(img);
 		return EFI_BAD_BUFFER_SIZE;
 	}
+	if (e->handoff != VB_HANDOFF_NONE && strlen(options_out) >= VB_KERNEL_CMDLINE_SIZE) {
+		vb_error("handoff=%s: the kernel command line would be %u bytes; the kernel keeps %u",
+			 vb_handoff_name(e->handoff), (unsigned)strlen(options_out) + 1,
+			 VB_KERNEL_CMDLINE_SIZE);
+		vhd_close(img);
+		return EFI_BAD_BUFFER_SIZE;
+	}
 
 	/* The disk the program starts from: ours, or the RAM disk's copy. */
 	struct vb_blockdev *dev = NULL;
+	struct vb_ramdisk ramdisk = { 0 };
 	EFI_DEVICE_PATH *disk_path = NULL;
 	EFI_STATUS st;
 	if (e->handoff == VB_HANDOFF_RAMDISK) {
-		st = vb_ramdisk_register(img, &disk_path, err, sizeof(err));
+		st = vb_ramdisk_register(img, &ramdisk, err, sizeof(err));
 		vhd_close(img);
 		img = NULL;
 		if (st != EFI_SUCCESS) {
 			vb_error("handoff=ramdisk: %s", err);
 			return st;
 		}
+		disk_path = ramdisk.path;
 		EFI_DEVICE_PATH *rest = disk_path;
 		EFI_HANDLE h;
 		if (BS->LocateDevicePath(&gEfiBlockIoProtocolGuid, &rest, &h) == EFI_SUCCESS)
@@ -443,6 +452,8 @@ static EFI_STATUS boot_entry(EFI_HANDLE image, EFI_LOADED_IMAGE *li, const struc
 		vb_error("the virtual disk is still in use; leaving it installed");
 		img = NULL; /* its BlockIo still reads through the image */
 	}
+	if (ramdisk.path && vb_ramdisk_unregister(&ramdisk) != EFI_SUCCESS)
+		vb_error("the RAM disk is still in use; leaving it registered");
 	if (img)
 		vhd_close(img);
 	return st;

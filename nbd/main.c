@@ -173,8 +173,12 @@ static int daemonize(int *ready_fd)
 		return -1;
 	if (pid > 0) {
 		char c;
+		ssize_t n;
 		close(p[1]);
-		_exit(read(p[0], &c, 1) == 1 ? 0 : 1);
+		do
+			n = read(p[0], &c, 1);
+		while (n < 0 && errno == EINTR);
+		_exit(n == 1 ? 0 : 1);
 	}
 	close(p[0]);
 	setsid();

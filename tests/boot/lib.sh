@@ -25,6 +25,25 @@ esp_disk() {
 	fat_put "$1" 1 "$PAYLOAD" /EFI/BOOT/BOOTX64.EFI
 }
 
+# loader_disk IMG MIB PATH: a MIB MiB host disk whose FAT32 ESP (1 MiB up
+# to 10 MiB before the end) holds vhdboot.efi as PATH.
+loader_disk() {
+	gpt_disk "$1" "$2"
+	add_part "$1" 1 1 $(($2 - 10)) ef00
+	fat_format "$1" 1 $(($2 - 10)) 32
+	fat_put "$1" 1 "$VHDBOOT" "$3"
+}
+
+# noprog_vhd VHD: a dynamic VHD of a 64 MiB disk whose ESP (FAT16) holds
+# no program.
+noprog_vhd() {
+	gpt_disk "$T/noprog.raw" 64
+	add_part "$T/noprog.raw" 1 1 40 ef00
+	fat_format "$T/noprog.raw" 1 40 16
+	fat_text "$T/noprog.raw" 1 /readme.txt "nothing to boot"
+	vhdtool convert "$T/noprog.raw" "$1"
+}
+
 # run_qemu LOG PATTERN SECONDS DISK...: boot OVMF with the disks (virtio, raw),
 # serial console to LOG; return as soon as PATTERN (grep -E) appears in LOG,
 # the guest powers off, or SECONDS pass; QEMU is killed in every case.

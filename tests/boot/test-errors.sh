@@ -4,7 +4,8 @@
 # the loader returns to the firmware (whose boot manager says so) instead
 # of hanging: a missing VHD, a bad checksum, a missing parent, a disk with
 # no ESP, a missing program, a bad vhdboot.conf, writable= on a dynamic
-# image, and a partition GUID that no partition has.
+# image, a partition GUID that no partition has, and a command line too long
+# for the kernel once the handoff's parameters are added.
 . "$(dirname "$0")/lib.sh"
 
 esp_disk "$T/good.raw"
@@ -19,19 +20,12 @@ gpt_disk "$T/noesp.raw" 64
 add_part "$T/noesp.raw" 1 1 40 8300
 vhdtool convert "$T/noesp.raw" "$T/noesp.vhd"
 # An ESP without any program.
-gpt_disk "$T/noprog.raw" 64
-add_part "$T/noprog.raw" 1 1 40 ef00
-fat_format "$T/noprog.raw" 1 40 16
-fat_text "$T/noprog.raw" 1 /readme.txt "nothing to boot"
-vhdtool convert "$T/noprog.raw" "$T/noprog.vhd"
+noprog_vhd "$T/noprog.vhd"
 
 # A 1 GiB disk for handoff=ramdisk on a 512 MiB machine.
 vhdtool create "$T/huge.vhd" 1G >/dev/null
 
-gpt_disk "$T/host.raw" 100
-add_part "$T/host.raw" 1 1 90 ef00
-fat_format "$T/host.raw" 1 90 32
-fat_put "$T/host.raw" 1 "$VHDBOOT" /EFI/BOOT/BOOTX64.EFI
+loader_disk "$T/host.raw" 100 /EFI/BOOT/BOOTX64.EFI
 for f in good badsum orphan noesp noprog huge; do fat_put "$T/host.raw" 1 "$T/$f.vhd" "/$f.vhd"; done
 
 n=0
@@ -64,5 +58,8 @@ error_case partuuid $'vhd=PARTUUID=01234567-89ab-cdef-0123-456789abcdef:\\good.v
 	"no partition with PARTUUID 01234567-89ab-cdef-0123-456789abcdef"
 error_case ramdisk $'vhd=\\huge.vhd\nhandoff=ramdisk\n' \
 	"vhdboot: error: handoff=ramdisk: not enough memory: the disk needs 1024 MiB"
+long=$(head -c 2000 /dev/zero | tr '\0' x)
+error_case longline $'vhd=\\good.vhd\nhandoff=nbd\ncmdline=pad='"$long"$'\n' \
+	"vhdboot: error: handoff=nbd: the kernel command line would be" "the kernel keeps 2048"
 echo "$n failure cases, each one line on the serial console"
 echo ok

@@ -28,6 +28,17 @@ host_get fixed.vhd "$T/fixed.after"
 expect_status 0 vhdtool check "$T/fixed.after"
 params=$(grep -a '^vhdboot: starting' "$T/fixed.log.txt" | grep -o 'vhd\.handoff=.*')
 
+# 1b. The same file with a long command line of the user's: the lists would
+#     fit on their own, but with them the whole line would be 4 bytes longer
+#     than the kernel's 2048 (which it cuts silently), so they go to the EFI
+#     variable, whose two "efivar" words are shorter.
+opts=$(grep -a '^vhdboot: starting' "$T/fixed.log.txt" | sed 's/^vhdboot: starting [^ ]* //')
+padlen=$((2048 + 4 - ${#opts} - 5)) # the line of boot 1, then " pad=" and the padding
+pad="pad=$(head -c $padlen /dev/zero | tr '\0' x)"
+boot_handoff "$T/long.log" "vhd=\\fixed.vhd"$'\n'"${CONF_BASE%$'\n'} $pad"$'\n'
+expect_serial "$T/long.log" "handoff-test: vhd.fext=efivar"
+expect_serial "$T/long.log" "handoff-test: wrote boot-2.txt"
+
 # 2. A preallocated dynamic VHD written into the holes of a fragmented FAT:
 #    the lists are too long for the command line and go to an EFI variable.
 vhdtool convert "$T/linux.raw" "$T/dyn.vhd"

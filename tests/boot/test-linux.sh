@@ -19,10 +19,7 @@ fat_put "$T/inner.raw" 1 "$vmlinuz" /vmlinuz
 fat_put "$T/inner.raw" 1 "$T/initrd.img" /initrd.img
 vhdtool convert "$T/inner.raw" "$T/linux.vhd"
 
-gpt_disk "$T/host.raw" 160
-add_part "$T/host.raw" 1 1 140 ef00
-fat_format "$T/host.raw" 1 140 32
-fat_put "$T/host.raw" 1 "$VHDBOOT" /EFI/BOOT/BOOTX64.EFI
+loader_disk "$T/host.raw" 150 /EFI/BOOT/BOOTX64.EFI
 fat_put "$T/host.raw" 1 "$T/linux.vhd" /linux.vhd
 fat_text "$T/host.raw" 1 /EFI/BOOT/vhdboot.conf \
 	$'vhd=\\linux.vhd\nprogram=\\vmlinuz\ncmdline=initrd=\\initrd.img console=ttyS0 quiet panic=-1\n'

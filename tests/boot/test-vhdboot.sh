@@ -26,10 +26,7 @@ vhdtool info --json "$T/top.vhd" >"$T/top.json"
 
 # The machine's disk: a FAT32 ESP with vhdboot.efi as the removable-media
 # loader, its vhdboot.conf, and the VHD files under \vhd.
-gpt_disk "$T/host.raw" 300
-add_part "$T/host.raw" 1 1 280 ef00
-fat_format "$T/host.raw" 1 280 32
-fat_put "$T/host.raw" 1 "$VHDBOOT" /EFI/BOOT/BOOTX64.EFI
+loader_disk "$T/host.raw" 290 /EFI/BOOT/BOOTX64.EFI
 for f in fixed dynamic base mid top; do fat_put "$T/host.raw" 1 "$T/$f.vhd" "/vhd/$f.vhd"; done
 
 boot_case() { # NAME CONF: boot with that vhdboot.conf, expect the payload's line
