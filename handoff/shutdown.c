@@ -115,7 +115,9 @@ static void unmount_tree(const char *top)
 		if (n == 0)
 			return;
 		for (int i = n - 1; i >= 0; i--) {
-			if (points[i] && umount2(points[i], 0) != 0 && round == 3)
+			/* ENOENT, EINVAL: gone already, with a parent detached. */
+			if (points[i] && umount2(points[i], 0) != 0 && round == 3 &&
+			    errno != ENOENT && errno != EINVAL)
 				unmount_hard(points[i]);
 			free(points[i]);
 		}
@@ -138,7 +140,8 @@ static int gone(pid_t pid)
 	return kill(pid, 0) != 0 && errno == ESRCH;
 }
 
-static void wait_server(pid_t pid)
+/* True when the server exited on its own (it closed the VHD). */
+static bool wait_server(pid_t pid)
 {
 	struct timespec tick = { 0, 100 * 1000 * 1000 };
 	int ticks = 0;
@@ -151,11 +154,12 @@ static void wait_server(pid_t pid)
 			say("vhd-nbd still runs: sending SIGKILL%s%s", "", "");
 			kill(pid, SIGKILL);
 		} else if (ticks > (SERVER_WAIT_S + 6) * 10) {
-			return;
+			return false;
 		}
 		nanosleep(&tick, NULL);
 		ticks++;
 	}
+	return ticks < SERVER_WAIT_S * 10;
 }
 
 int ho_shutdown_main(int argc, char **argv)
@@ -186,6 +190,14 @@ int ho_shutdown_main(int argc, char **argv)
 	mkdir("/proc", 0555);
 	mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
 	mkdir("/dev", 0755);
+	/* systemd runs us with stderr on /dev/null: say things on the console. */
+	if (mknod("/dev/console", S_IFCHR | 0600, makedev(5, 1)) == 0 || errno == EEXIST) {
+		int console = open("/dev/console", O_WRONLY | O_NOCTTY | O_CLOEXEC);
+		if (console >= 0 && console != 2) {
+			dup2(console, 2);
+			close(console);
+		}
+	}
 	mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL);
 
 	/* systemd pivots here with the old root on /oldroot; an initramfs
@@ -220,11 +232,12 @@ int ho_shutdown_main(int argc, char **argv)
 		say("cannot create /dev/nbd0: %s%s", strerror(errno), "");
 	else if (ho_nbd_disconnect("/dev/nbd0", err, sizeof(err)) != 0)
 		say("%s%s", err, "");
-	if (server)
-		wait_server(server);
+	bool closed = server && wait_server(server);
 	if (host)
 		unmount_hard(host_mount);
 	sync();
+	say(closed ? "%s: vhd-nbd closed the VHD; %s" : "%s: no clean exit of vhd-nbd; %s",
+	    pivoted ? "after systemd (old root on " OLDROOT ")" : "in the initramfs", verb);
 	reboot(cmd);
 	say("reboot(%s) failed: %s", verb, strerror(errno));
 	return 1;

@@ -6,7 +6,7 @@ set -eu
 build="build-essential zlib1g-dev uuid-dev pkg-config libgnutls28-dev gnu-efi"
 case "${1:-build}" in
 build) pkgs="$build" ;;
-test) pkgs="$build libcriterion-dev qemu-utils libvhdi-utils clang libclang-rt-14-dev python3 openssl libnbd-bin python3-libnbd gnutls-bin qemu-system-x86 ovmf mtools dosfstools exfatprogs exfat-fuse fusefat fuse3 gdisk util-linux e2fsprogs busybox-static nbd-client kmod valgrind" ;;
+test) pkgs="$build libcriterion-dev qemu-utils libvhdi-utils clang libclang-rt-14-dev python3 openssl libnbd-bin python3-libnbd gnutls-bin qemu-system-x86 ovmf mtools dosfstools exfatprogs exfat-fuse fusefat fuse3 gdisk util-linux e2fsprogs busybox-static nbd-client kmod systemd valgrind" ;;
 demo) pkgs="$build qemu-utils libnbd-bin" ;;
 bench) pkgs="$build qemu-utils time libnbd-bin fio bc" ;;
 *) echo "usage: $0 build|test|demo|bench" >&2; exit 2 ;;

@@ -21,6 +21,7 @@ expect_serial "$T/dyn1.log" "vhd.handoff=nbd vhd.host=PARTUUID=0e6c5d1a-4b2f-4e8
 expect_serial "$T/dyn1.log" "handoff-test: marker: root of the VHD"
 expect_serial "$T/dyn1.log" "handoff-test: wrote boot-1.txt"
 expect_serial "$T/dyn1.log" "handoff-test: leaving through /run/initramfs/shutdown"
+expect_serial "$T/dyn1.log" "vhd-handoff shutdown: in the initramfs: vhd-nbd closed the VHD; poweroff"
 host_get vhd/dyn.vhd "$T/dyn.after1"
 expect_status 0 vhdtool check "$T/dyn.after1"
 [ "$(vhd_root_cat "$T/dyn.after1" /boot-1.txt)" = "written by boot 1 over nbd" ] ||
