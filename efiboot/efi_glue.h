@@ -59,20 +59,21 @@ EFI_STATUS vb_blockdev_uninstall(struct vb_blockdev *dev);
 /* vhdboot's vendor GUID: its device paths and its EFI variables. */
 extern EFI_GUID vb_vendor_guid;
 
-/* The OS handoffs (docs/handoff.md).  vb_handoff_params writes the kernel
- * parameters for handoff=linear and nbd into out (" vhd.handoff=..."; ""
- * for the others); vb_ramdisk_register copies the disk into reserved
- * memory and registers it with EFI_RAM_DISK_PROTOCOL. */
-struct vb_entry;
 /* x86 Linux keeps this much command line (NUL included) and cuts the rest
  * silently, vhd.* parameters and all. */
 #define VB_KERNEL_CMDLINE_SIZE 2048u
+
+/* The OS handoffs (docs/handoff.md).  vb_handoff_params writes the kernel
+ * parameters into out (" vhd.handoff=..."; "" for handoff=none), refusing a
+ * line the kernel would cut; vb_ramdisk_register copies the disk into
+ * reserved memory and registers it with EFI_RAM_DISK_PROTOCOL. */
+struct vb_entry;
 int vb_handoff_params(const struct vb_entry *e, struct vb_volume *vol, struct vhd_image *img,
 		      struct vhd_io *io, char *out, size_t outlen, char *err, size_t errlen);
 struct vb_ramdisk {
 	EFI_PHYSICAL_ADDRESS base;
 	UINTN pages;
-	EFI_DEVICE_PATH *path;  /* the RAM disk's, from the firmware */
+	EFI_DEVICE_PATH *path;  /* from Register; edk2 frees it at Unregister */
 };
 EFI_STATUS vb_ramdisk_register(struct vhd_image *img, struct vb_ramdisk *rd, char *err,
 			       size_t errlen);

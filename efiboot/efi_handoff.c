@@ -135,6 +135,20 @@ static void partuuid_text(const uint8_t *g, char *out, size_t len)
 }
 
 static const CHAR16 handoff_var[] = L"VhdbootHandoff";
+#define LISTS_IN_VARIABLE " vhd.fext=efivar vhd.dm=efivar"
+
+/* Does the user's cmdline= plus params_len bytes of ours fit the kernel's
+ * line?  Refused here, before anything is stored, rather than cut by the
+ * kernel. */
+static int kernel_line_fits(const struct vb_entry *e, size_t params_len, char *err, size_t errlen)
+{
+	size_t n = strlen(e->cmdline) + params_len + 1;
+	if (n <= VB_KERNEL_CMDLINE_SIZE)
+		return 0;
+	vhd_format(err, errlen, "the kernel command line would be %u bytes; the kernel keeps %u",
+		   (unsigned)n, VB_KERNEL_CMDLINE_SIZE);
+	return -E2BIG;
+}
 
 int vb_handoff_params(const struct vb_entry *e, struct vb_volume *vol, struct vhd_image *img,
 		      struct vhd_io *io, char *out, size_t outlen, char *err, size_t errlen)
@@ -149,7 +163,7 @@ int vb_handoff_params(const struct vb_entry *e, struct vb_volume *vol, struct vh
 		return 0;
 	if (e->handoff == VB_HANDOFF_RAMDISK) {
 		text_add(&t, " vhd.handoff=ramdisk");
-		return t.full ? -E2BIG : 0;
+		return t.full ? -E2BIG : kernel_line_fits(e, t.len, err, errlen);
 	}
 	if (vb_volume_partuuid(vol, guid) < 0) {
 		vhd_format(err, errlen, "handoff=%s needs the VHD on a GPT partition (the OS finds it by PARTUUID)",
@@ -170,7 +184,9 @@ int vb_handoff_params(const struct vb_entry *e, struct vb_volume *vol, struct vh
 		 vb_handoff_name(e->handoff), uuid, blank ? "\"" : "", path, blank ? "\"" : "",
 		 (unsigned long long)map->size);
 	if (e->handoff == VB_HANDOFF_NBD)
-		return t.full ? -E2BIG : 0;
+		return t.full ? -E2BIG : kernel_line_fits(e, t.len, err, errlen);
+	if (kernel_line_fits(e, t.len + strlen(LISTS_IN_VARIABLE), err, errlen) < 0)
+		return -E2BIG;
 
 	if (map->valid_length < map->size) {
 		vhd_format(err, errlen, "%s is not fully written on its exFAT volume (valid length %llu of %llu bytes); handoff=linear cannot map it",
@@ -197,9 +213,7 @@ int vb_handoff_params(const struct vb_entry *e, struct vb_volume *vol, struct vh
 			   e->vhd, (unsigned)(cap >> 10));
 		r = -E2BIG;
 	}
-	/* When the user's arguments, ours and the lists would not fit on the
-	 * kernel's line, the lists go to an EFI variable. */
-	if (r == 0 && strlen(e->cmdline) + t.len + 1 + l.len < VB_KERNEL_CMDLINE_SIZE) {
+	if (r == 0 && strlen(e->cmdline) + t.len + 1 + l.len + 1 <= VB_KERNEL_CMDLINE_SIZE) {
 		text_add(&t, " %s", lists);
 	} else if (r == 0) {
 		EFI_STATUS st = RT->SetVariable((CHAR16 *)handoff_var, &vb_vendor_guid,
@@ -210,7 +224,7 @@ int vb_handoff_params(const struct vb_entry *e, struct vb_volume *vol, struct vh
 				   (unsigned long long)st);
 			r = -EIO;
 		} else {
-			text_add(&t, " vhd.fext=efivar vhd.dm=efivar");
+			text_add(&t, LISTS_IN_VARIABLE);
 		}
 	}
 	vhd_free(lists);
@@ -289,14 +303,39 @@ EFI_STATUS vb_ramdisk_register(struct vhd_image *img, struct vb_ramdisk *disk, c
 /* Left registered, the disk would keep its memory from whatever the boot
  * manager starts next, and an OS would find it as a persistent-memory
  * disk (the NFIT). */
+static EFI_HANDLE ramdisk_handle(EFI_DEVICE_PATH *path)
+{
+	EFI_DEVICE_PATH *rest = path;
+	EFI_HANDLE h;
+	if (BS->LocateDevicePath(&gEfiBlockIoProtocolGuid, &rest, &h) != EFI_SUCCESS ||
+	    !IsDevicePathEnd(rest))
+		return NULL;
+	return h;
+}
+
 EFI_STATUS vb_ramdisk_unregister(struct vb_ramdisk *disk)
 {
 	struct ram_disk_protocol_if *rd = ram_disk_protocol_if();
-	EFI_STATUS st = rd ? rd->Unregister(disk->path) : EFI_UNSUPPORTED;
+	if (!rd)
+		return EFI_UNSUPPORTED;
+	/* edk2's Unregister reports success even when a driver on the disk
+	 * refused to stop: stop them first, and free the memory only once no
+	 * BlockIo answers at the disk's path.  edk2 also frees the path it
+	 * returned from Register (the spec leaves it to the caller): look
+	 * with a copy, and never free the original. */
+	EFI_DEVICE_PATH *copy = DuplicateDevicePath(disk->path);
+	if (!copy)
+		return EFI_OUT_OF_RESOURCES;
+	EFI_HANDLE h = ramdisk_handle(copy);
+	EFI_STATUS st = h ? BS->DisconnectController(h, NULL, NULL) : EFI_SUCCESS;
+	if (st == EFI_SUCCESS)
+		st = rd->Unregister(disk->path);
+	if (st == EFI_SUCCESS && ramdisk_handle(copy))
+		st = EFI_ACCESS_DENIED;
+	FreePool(copy);
 	if (st != EFI_SUCCESS)
 		return st;
 	BS->FreePages(disk->base, disk->pages);
-	BS->FreePool(disk->path);
 	disk->path = NULL;
 	return EFI_SUCCESS;
 }

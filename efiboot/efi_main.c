@@ -377,13 +377,6 @@ static EFI_STATUS boot_entry(EFI_HANDLE image, EFI_LOADED_IMAGE *li, const struc
 		vhd_close(img);
 		return EFI_BAD_BUFFER_SIZE;
 	}
-	if (e->handoff != VB_HANDOFF_NONE && strlen(options_out) >= VB_KERNEL_CMDLINE_SIZE) {
-		vb_error("handoff=%s: the kernel command line would be %u bytes; the kernel keeps %u",
-			 vb_handoff_name(e->handoff), (unsigned)strlen(options_out) + 1,
-			 VB_KERNEL_CMDLINE_SIZE);
-		vhd_close(img);
-		return EFI_BAD_BUFFER_SIZE;
-	}
 
 	/* The disk the program starts from: ours, or the RAM disk's copy. */
 	struct vb_blockdev *dev = NULL;

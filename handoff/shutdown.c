@@ -92,7 +92,16 @@ static void unmount_hard(const char *mnt)
 		say("cannot unmount %s: %s", mnt, strerror(e));
 }
 
-/* Unmount every mount at or below `top`, deepest (latest) first. */
+/* Longer paths first: a mount's children before it.  (Mountinfo order is
+ * not enough: /dev, /proc, /sys and /run were mounted before the root
+ * and moved into it.) */
+static int deeper_first(const void *a, const void *b)
+{
+	size_t la = strlen(*(char *const *)a), lb = strlen(*(char *const *)b);
+	return la < lb ? 1 : la > lb ? -1 : 0;
+}
+
+/* Unmount every mount at or below `top`, deepest first. */
 static void unmount_tree(const char *top)
 {
 	size_t tlen = strlen(top);
@@ -114,7 +123,8 @@ static void unmount_tree(const char *top)
 		fclose(f);
 		if (n == 0)
 			return;
-		for (int i = n - 1; i >= 0; i--) {
+		qsort(points, (size_t)n, sizeof(points[0]), deeper_first);
+		for (int i = 0; i < n; i++) {
 			/* ENOENT, EINVAL: gone already, with a parent detached. */
 			if (points[i] && umount2(points[i], 0) != 0 && round == 3 &&
 			    errno != ENOENT && errno != EINVAL)
@@ -133,20 +143,25 @@ static pid_t read_pid(const char *path)
 	return (*end || v <= 1 || v > 1 << 22) ? 0 : (pid_t)v;
 }
 
-static int gone(pid_t pid)
+/* Reap orphans (we are PID 1); has the server exited?  *status gets its
+ * wait status when it was ours to reap. */
+static bool gone(pid_t pid, int *status)
 {
-	while (waitpid(-1, NULL, WNOHANG) > 0) /* we are PID 1: reap orphans */
-		;
+	pid_t p;
+	int st;
+	while ((p = waitpid(-1, &st, WNOHANG)) > 0)
+		if (p == pid)
+			*status = st;
 	return kill(pid, 0) != 0 && errno == ESRCH;
 }
 
-/* True when the server exited on its own (it closed the VHD). */
+/* True when the server exited by itself with status 0: it closed the VHD. */
 static bool wait_server(pid_t pid)
 {
 	struct timespec tick = { 0, 100 * 1000 * 1000 };
-	int ticks = 0;
+	int ticks = 0, status = -1;
 
-	while (!gone(pid)) {
+	while (!gone(pid, &status)) {
 		if (ticks == SERVER_WAIT_S * 10) {
 			say("vhd-nbd did not exit within 30 s: sending SIGTERM%s%s", "", "");
 			kill(pid, SIGTERM);
@@ -159,7 +174,8 @@ static bool wait_server(pid_t pid)
 		nanosleep(&tick, NULL);
 		ticks++;
 	}
-	return ticks < SERVER_WAIT_S * 10;
+	return ticks < SERVER_WAIT_S * 10 && status != -1 && WIFEXITED(status) &&
+	       WEXITSTATUS(status) == 0;
 }
 
 int ho_shutdown_main(int argc, char **argv)
@@ -170,6 +186,20 @@ int ho_shutdown_main(int argc, char **argv)
 	dev_t nbd = makedev(43, 0);
 	int cmd;
 
+	if (getpid() != 1) {
+		/* Anywhere but systemd's final step this would pull the root away. */
+		say("not PID 1: refusing to run (action %s)%s", verb, "");
+		return 2;
+	}
+	mkdir("/dev", 0755);
+	/* systemd runs us with stderr on /dev/null: say things on the console. */
+	if (mknod("/dev/console", S_IFCHR | 0600, makedev(5, 1)) == 0 || errno == EEXIST) {
+		int console = open("/dev/console", O_WRONLY | O_NOCTTY | O_CLOEXEC);
+		if (console >= 0 && console != 2) {
+			dup2(console, 2);
+			close(console);
+		}
+	}
 	if (!strcmp(verb, "reboot"))
 		cmd = RB_AUTOBOOT;
 	else if (!strcmp(verb, "poweroff"))
@@ -182,22 +212,8 @@ int ho_shutdown_main(int argc, char **argv)
 		say("unknown action '%s': powering off%s", verb, "");
 		cmd = RB_POWER_OFF;
 	}
-	if (getpid() != 1) {
-		/* Anywhere but systemd's final step this would pull the root away. */
-		say("not PID 1: refusing to run (action %s)%s", verb, "");
-		return 2;
-	}
 	mkdir("/proc", 0555);
 	mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
-	mkdir("/dev", 0755);
-	/* systemd runs us with stderr on /dev/null: say things on the console. */
-	if (mknod("/dev/console", S_IFCHR | 0600, makedev(5, 1)) == 0 || errno == EEXIST) {
-		int console = open("/dev/console", O_WRONLY | O_NOCTTY | O_CLOEXEC);
-		if (console >= 0 && console != 2) {
-			dup2(console, 2);
-			close(console);
-		}
-	}
 	mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL);
 
 	/* systemd pivots here with the old root on /oldroot; an initramfs
@@ -236,7 +252,7 @@ int ho_shutdown_main(int argc, char **argv)
 	if (host)
 		unmount_hard(host_mount);
 	sync();
-	say(closed ? "%s: vhd-nbd closed the VHD; %s" : "%s: no clean exit of vhd-nbd; %s",
+	say(closed ? "%s: vhd-nbd closed the VHD; %s" : "%s: vhd-nbd did not exit cleanly; %s",
 	    pivoted ? "after systemd (old root on " OLDROOT ")" : "in the initramfs", verb);
 	reboot(cmd);
 	say("reboot(%s) failed: %s", verb, strerror(errno));

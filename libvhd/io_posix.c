@@ -61,18 +61,19 @@ static int px_pread(struct vhd_io *io, void *buf, size_t len, uint64_t off)
 	return 0;
 }
 
-/* Writes at least this large reserve their range first. */
+/* Large writes only: the copy loops write up to 2 MiB at a time, and a
+ * small write has little per-block work to save for its extra call. */
 #define RESERVE_MIN (256u << 10)
 
 /*
  * A new file is filled by large writes into holes.  ext4 then reserves,
  * per 4 KiB block, space for delayed allocation at write time and
  * allocates at writeback; one fallocate for the write's range allocates
- * it as a single unwritten extent, so the write only copies (convert to a
- * new fixed or raw file is about a fifth faster, and the file's extents
- * are longer).  KEEP_SIZE: a dynamic image appends blocks over its end
- * footer, and the file must not grow before the data is written.  Only a
- * hint: any failure (ENOSPC included) is left for the write to report.
+ * it as a single unwritten extent, so the write only copies (figures:
+ * docs/figures.md, convert).  KEEP_SIZE: a dynamic image appends blocks
+ * over its end footer, and the file must not grow before the data is
+ * written.  Only a hint: any failure (ENOSPC included) is left for the
+ * write to report.
  */
 static void px_reserve(struct posix_io *p, size_t len, uint64_t off)
 {

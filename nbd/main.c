@@ -174,6 +174,9 @@ static int daemonize(int *ready_fd)
 	if (pid > 0) {
 		char c;
 		ssize_t n;
+		/* Ctrl-C or SIGTERM before the child is ready stops the wait. */
+		signal(SIGINT, SIG_DFL);
+		signal(SIGTERM, SIG_DFL);
 		close(p[1]);
 		do
 			n = read(p[0], &c, 1);

@@ -28,16 +28,21 @@ host_get fixed.vhd "$T/fixed.after"
 expect_status 0 vhdtool check "$T/fixed.after"
 params=$(grep -a '^vhdboot: starting' "$T/fixed.log.txt" | grep -o 'vhd\.handoff=.*')
 
-# 1b. The same file with a long command line of the user's: the lists would
-#     fit on their own, but with them the whole line would be 4 bytes longer
-#     than the kernel's 2048 (which it cuts silently), so they go to the EFI
-#     variable, whose two "efivar" words are shorter.
+# 1b/1c. The same file with a long command line of the user's, at the
+#     kernel's limit (2048 bytes with the NUL; it cuts the rest silently).
+#     One byte over with the lists: they go to the EFI variable, whose two
+#     "efivar" words are shorter.  Exactly at the limit: they stay.
 opts=$(grep -a '^vhdboot: starting' "$T/fixed.log.txt" | sed 's/^vhdboot: starting [^ ]* //')
-padlen=$((2048 + 4 - ${#opts} - 5)) # the line of boot 1, then " pad=" and the padding
-pad="pad=$(head -c $padlen /dev/zero | tr '\0' x)"
-boot_handoff "$T/long.log" "vhd=\\fixed.vhd"$'\n'"${CONF_BASE%$'\n'} $pad"$'\n'
+long_line() { # LOG LENGTH: boot with the line of boot 1, " pad=" and padding
+	local pad="pad=$(head -c $(($2 - ${#opts} - 5)) /dev/zero | tr '\0' x)"
+	boot_handoff "$1" "vhd=\\fixed.vhd"$'\n'"${CONF_BASE%$'\n'} $pad"$'\n'
+}
+long_line "$T/long.log" 2048
 expect_serial "$T/long.log" "handoff-test: vhd.fext=efivar"
 expect_serial "$T/long.log" "handoff-test: wrote boot-2.txt"
+long_line "$T/limit.log" 2047
+grep -qa "handoff-test: vhd.fext=[0-9]" "$T/limit.log.txt" || fail "at 2047 bytes the lists left the line"
+expect_serial "$T/limit.log" "handoff-test: wrote boot-3.txt"
 
 # 2. A preallocated dynamic VHD written into the holes of a fragmented FAT:
 #    the lists are too long for the command line and go to an EFI variable.

@@ -21,25 +21,38 @@
 
 #include "helpers.h"
 
-static char dir[64], path[96];
+static char dir[256], path[300];
 
+/* A scratch folder on ext4: /tmp is tmpfs on many systems. */
 static void setup(void)
 {
-	strcpy(dir, "/tmp/vhdreserve.XXXXXX");
-	cr_assert_not_null(mkdtemp(dir));
-	snprintf(path, sizeof(path), "%s/f", dir);
-	struct statfs fs;
-	cr_assert_eq(statfs(dir, &fs), 0);
-	if (fs.f_type != EXT4_SUPER_MAGIC) {
-		rmdir(dir);
-		cr_skip_test("%s is not on ext4: writes are not reserved there", dir);
+	const char *places[] = { getenv("TMPDIR"), "/tmp", "/var/tmp", "build" };
+	for (size_t i = 0; i < sizeof(places) / sizeof(places[0]); i++) {
+		struct statfs fs;
+		if (!places[i] || statfs(places[i], &fs) != 0 || fs.f_type != EXT4_SUPER_MAGIC)
+			continue;
+		snprintf(dir, sizeof(dir), "%s/vhdreserve.XXXXXX", places[i]);
+		cr_assert_not_null(mkdtemp(dir));
+		snprintf(path, sizeof(path), "%s/f", dir);
+		return;
 	}
+	cr_skip_test("no ext4 folder among $TMPDIR, /tmp, /var/tmp, build: writes are reserved only on ext4");
 }
 
 static void teardown(void)
 {
-	unlink(path);
-	rmdir(dir);
+	if (path[0])
+		unlink(path);
+	if (dir[0])
+		rmdir(dir);
+}
+
+/* Write-back (or ext4 mounted nodelalloc) turns delayed blocks into
+ * allocated ones and would hide the difference this test looks for. */
+static void require_delayed(bool delayed)
+{
+	if (!delayed)
+		cr_skip_test("a small write is already allocated: write-back ran, or ext4 does no delayed allocation here");
 }
 
 TestSuite(reserve, .init = setup, .fini = teardown);
@@ -100,7 +113,7 @@ Test(reserve, created_file_large_writes_allocated_holes_and_size_kept)
 	uint64_t size;
 	cr_assert_eq(io->ops->size(io, &size), 0);
 	cr_assert_eq(size, 8 * T_MIB + 256 * T_KIB, "the file grew only as far as the writes");
-	cr_assert_eq(mapping_at(0), DELAYED, "a small write is delayed");
+	require_delayed(mapping_at(0) == DELAYED);
 	cr_assert_eq(mapping_at(2 * T_MIB), ALLOCATED, "a large write's range is allocated at once");
 	cr_assert_eq(mapping_at(3 * T_MIB - 1), ALLOCATED);
 	cr_assert_eq(mapping_at(8 * T_MIB), ALLOCATED);
@@ -126,7 +139,9 @@ Test(reserve, existing_file_not_reserved)
 	struct vhd_io *io;
 	struct vhd_error err;
 	cr_assert_eq(vhd_io_posix_open(path, VHD_IO_RDWR, &io, &err), 0, "%s", err.message);
+	write_at(io, 0, 4096, 5);
 	write_at(io, T_MIB, T_MIB, 4);
+	require_delayed(mapping_at(0) == DELAYED);
 	cr_assert_eq(mapping_at(T_MIB), DELAYED,
 		     "a file opened for update is written as it always was");
 	expect_data(io, T_MIB, T_MIB, 4);
