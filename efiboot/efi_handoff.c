@@ -300,9 +300,7 @@ EFI_STATUS vb_ramdisk_register(struct vhd_image *img, struct vb_ramdisk *disk, c
 	return EFI_SUCCESS;
 }
 
-/* Left registered, the disk would keep its memory from whatever the boot
- * manager starts next, and an OS would find it as a persistent-memory
- * disk (the NFIT). */
+/* The handle whose BlockIo sits exactly at path, or NULL. */
 static EFI_HANDLE ramdisk_handle(EFI_DEVICE_PATH *path)
 {
 	EFI_DEVICE_PATH *rest = path;
@@ -313,6 +311,9 @@ static EFI_HANDLE ramdisk_handle(EFI_DEVICE_PATH *path)
 	return h;
 }
 
+/* Left registered, the disk would keep its memory from whatever the boot
+ * manager starts next, and an OS would find it as a persistent-memory
+ * disk (the NFIT). */
 EFI_STATUS vb_ramdisk_unregister(struct vb_ramdisk *disk)
 {
 	struct ram_disk_protocol_if *rd = ram_disk_protocol_if();
