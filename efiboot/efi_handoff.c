@@ -256,6 +256,17 @@ static struct ram_disk_protocol_if *ram_disk_protocol_if(void)
 	return rd;
 }
 
+/* The handle whose BlockIo sits exactly at path, or NULL. */
+static EFI_HANDLE ramdisk_handle(EFI_DEVICE_PATH *path)
+{
+	EFI_DEVICE_PATH *rest = path;
+	EFI_HANDLE h;
+	if (BS->LocateDevicePath(&gEfiBlockIoProtocolGuid, &rest, &h) != EFI_SUCCESS ||
+	    !IsDevicePathEnd(rest))
+		return NULL;
+	return h;
+}
+
 EFI_STATUS vb_ramdisk_register(struct vhd_image *img, struct vb_ramdisk *disk, char *err,
 			       size_t errlen)
 {
@@ -294,21 +305,14 @@ EFI_STATUS vb_ramdisk_register(struct vhd_image *img, struct vb_ramdisk *disk, c
 		BS->FreePages(base, pages);
 		return st;
 	}
+	/* edk2 connects the disk's drivers itself; the spec does not ask it. */
+	EFI_HANDLE h = ramdisk_handle(path);
+	if (h)
+		BS->ConnectController(h, NULL, NULL, TRUE);
 	disk->base = base;
 	disk->pages = pages;
 	disk->path = path;
 	return EFI_SUCCESS;
-}
-
-/* The handle whose BlockIo sits exactly at path, or NULL. */
-static EFI_HANDLE ramdisk_handle(EFI_DEVICE_PATH *path)
-{
-	EFI_DEVICE_PATH *rest = path;
-	EFI_HANDLE h;
-	if (BS->LocateDevicePath(&gEfiBlockIoProtocolGuid, &rest, &h) != EFI_SUCCESS ||
-	    !IsDevicePathEnd(rest))
-		return NULL;
-	return h;
 }
 
 /* Left registered, the disk would keep its memory from whatever the boot

@@ -392,10 +392,6 @@ static EFI_STATUS boot_entry(EFI_HANDLE image, EFI_LOADED_IMAGE *li, const struc
 			return st;
 		}
 		disk_path = ramdisk.path;
-		EFI_DEVICE_PATH *rest = disk_path;
-		EFI_HANDLE h;
-		if (BS->LocateDevicePath(&gEfiBlockIoProtocolGuid, &rest, &h) == EFI_SUCCESS)
-			BS->ConnectController(h, NULL, NULL, TRUE);
 	} else {
 		st = vb_blockdev_install(img, e->writable, &dev);
 		if (st != EFI_SUCCESS) {
